@@ -1,0 +1,133 @@
+#include "fs/common/path.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <vector>
+
+namespace buildfs {
+
+std::string JoinPath(std::string_view dir, std::string_view name) {
+  if (dir.empty()) return std::string(name);
+  if (name.empty()) return std::string(dir);
+  std::string out(dir);
+  out += '/';
+  out += name;
+  return out;
+}
+
+std::pair<std::string, std::string> SplitPath(std::string_view path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string_view::npos) return {"", std::string(path)};
+  return {std::string(path.substr(0, slash)), std::string(path.substr(slash + 1))};
+}
+
+bool IsValidName(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
+         name.find('\0') == std::string_view::npos && name.size() <= 255;
+}
+
+Result<UniqueFd> OpenBeneath(int root_fd, const std::string& path, int flags, mode_t mode) {
+  struct open_how how = {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  const char* p = path.empty() ? "." : path.c_str();
+  for (;;) {
+    long fd = syscall(SYS_openat2, root_fd, p, &how, sizeof(how));
+    if (fd >= 0) return UniqueFd(static_cast<int>(fd));
+    if (errno == EAGAIN || errno == EINTR) continue;  // a concurrent rename; retry
+    return Status::FromErrno(path.empty() ? std::string(".") : path);
+  }
+}
+
+Result<UniqueFd> OpenDirBeneath(int root_fd, const std::string& path) {
+  return OpenBeneath(root_fd, path, O_RDONLY | O_DIRECTORY);
+}
+
+Result<ParentRef> OpenParentBeneath(int root_fd, const std::string& path) {
+  auto [dir, name] = SplitPath(path);
+  BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenDirBeneath(root_fd, dir));
+  return ParentRef{std::move(fd), name};
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data) {
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return Status::FromErrno(tmp);
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd.get(), data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status st = Status::FromErrno(tmp);
+      unlink(tmp.c_str());
+      return st;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fsync(fd.get()) != 0 || rename(tmp.c_str(), path.c_str()) != 0) {
+    Status st = Status::FromErrno(path);
+    unlink(tmp.c_str());
+    return st;
+  }
+  return Status::Ok();
+}
+
+Result<std::string> ReadFile(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(path);
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd.get(), buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+Status RemoveTreeAt(int dir_fd, const std::string& name) {
+  struct stat st;
+  if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return errno == ENOENT ? Status::Ok() : Status::FromErrno(name);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno(name);
+    DIR* d = fdopendir(fd);
+    if (!d) {
+      close(fd);
+      return Status::FromErrno(name);
+    }
+    std::vector<std::string> names;
+    while (struct dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    Status st_out;
+    for (const auto& n : names) {
+      Status s = RemoveTreeAt(dirfd(d), n);
+      if (!s.ok() && st_out.ok()) st_out = s;
+    }
+    closedir(d);
+    BUILDFS_RETURN_IF_ERROR(st_out);
+    if (unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+      return Status::FromErrno(name);
+    }
+    return Status::Ok();
+  }
+  if (unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) return Status::FromErrno(name);
+  return Status::Ok();
+}
+
+Status RemoveTree(const std::string& path) { return RemoveTreeAt(AT_FDCWD, path); }
+
+}  // namespace buildfs

@@ -1,0 +1,417 @@
+#define FUSE_USE_VERSION 312
+#include "fs/fuse/fuse_server.h"
+
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+namespace buildfs {
+namespace {
+
+constexpr double kLongTimeout = 86400.0;
+constexpr double kShortTimeout = 1.0;
+
+Overlay* Ov(fuse_req_t req) { return static_cast<Overlay*>(fuse_req_userdata(req)); }
+FileHandle* Fh(struct fuse_file_info* fi) { return reinterpret_cast<FileHandle*>(fi->fh); }
+DirHandle* Dh(struct fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
+
+Caller CallerOf(fuse_req_t req) {
+  const struct fuse_ctx* ctx = fuse_req_ctx(req);
+  return Caller{ctx->uid, ctx->gid};
+}
+
+void ReplyErr(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ok() ? 0 : st.code()); }
+
+struct fuse_entry_param ToEntry(const EntryOut& e) {
+  struct fuse_entry_param p;
+  std::memset(&p, 0, sizeof(p));
+  p.ino = e.ino;
+  p.attr = e.st;
+  p.attr.st_ino = e.ino;
+  p.attr_timeout = e.immutable ? kLongTimeout : kShortTimeout;
+  p.entry_timeout = p.attr_timeout;
+  return p;
+}
+
+void ReplyEntry(fuse_req_t req, const Result<EntryOut>& r) {
+  if (!r.ok()) return ReplyErr(req, r.status());
+  struct fuse_entry_param p = ToEntry(r.value());
+  if (fuse_reply_entry(req, &p) != 0 && r->ino != 0) Ov(req)->Forget(r->ino, 1);
+}
+
+void ReplyAttr(fuse_req_t req, const Result<EntryOut>& r) {
+  if (!r.ok()) return ReplyErr(req, r.status());
+  fuse_reply_attr(req, &r->st, r->immutable ? kLongTimeout : kShortTimeout);
+}
+
+// ---- operations ----
+
+void Init(void* /*userdata*/, struct fuse_conn_info* conn) {
+  auto want = [&](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  want(FUSE_CAP_SPLICE_WRITE);
+  want(FUSE_CAP_SPLICE_MOVE);
+  want(FUSE_CAP_SPLICE_READ);
+  want(FUSE_CAP_READDIRPLUS);
+  want(FUSE_CAP_READDIRPLUS_AUTO);
+  want(FUSE_CAP_CACHE_SYMLINKS);
+  want(FUSE_CAP_ATOMIC_O_TRUNC);
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyEntry(req, Ov(req)->Lookup(parent, name));
+}
+
+void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Ov(req)->Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void ForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) Ov(req)->Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void GetAttr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* /*fi*/) {
+  ReplyAttr(req, Ov(req)->GetAttr(ino));
+}
+
+void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+             struct fuse_file_info* fi) {
+  SetAttrIn in;
+  in.set_mode = to_set & FUSE_SET_ATTR_MODE;
+  in.set_uid = to_set & FUSE_SET_ATTR_UID;
+  in.set_gid = to_set & FUSE_SET_ATTR_GID;
+  in.set_size = to_set & FUSE_SET_ATTR_SIZE;
+  in.set_atime = to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW);
+  in.set_mtime = to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW);
+  in.atime_now = to_set & FUSE_SET_ATTR_ATIME_NOW;
+  in.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
+  in.mode = attr->st_mode;
+  in.uid = attr->st_uid;
+  in.gid = attr->st_gid;
+  in.size = attr->st_size;
+  in.atime = attr->st_atim;
+  in.mtime = attr->st_mtim;
+  ReplyAttr(req, Ov(req)->SetAttr(ino, in, fi ? Fh(fi) : nullptr));
+}
+
+void ReadLink(fuse_req_t req, fuse_ino_t ino) {
+  auto r = Ov(req)->ReadLink(ino);
+  if (!r.ok()) return ReplyErr(req, r.status());
+  fuse_reply_readlink(req, r->c_str());
+}
+
+void MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  ReplyEntry(req, Ov(req)->MakeNode(parent, name, mode, rdev, CallerOf(req)));
+}
+
+void MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  ReplyEntry(req, Ov(req)->MakeDir(parent, name, mode, CallerOf(req)));
+}
+
+void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  ReplyEntry(req, Ov(req)->Symlink(parent, name, link, CallerOf(req)));
+}
+
+void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
+  ReplyEntry(req, Ov(req)->Link(ino, parent, name));
+}
+
+void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyErr(req, Ov(req)->Unlink(parent, name));
+}
+
+void RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyErr(req, Ov(req)->RmDir(parent, name));
+}
+
+void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+            const char* newname, unsigned int flags) {
+  ReplyErr(req, Ov(req)->Rename(parent, name, newparent, newname, flags));
+}
+
+void Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  auto r = Ov(req)->Open(ino, fi->flags);
+  if (!r.ok()) return ReplyErr(req, r.status());
+  fi->keep_cache = r.value()->keep_cache;
+  fi->fh = reinterpret_cast<uint64_t>(r.value().get());
+  if (fuse_reply_open(req, fi) == 0) {
+    r.value().release();
+  } else {
+    Ov(req)->Release(std::move(r.value()));
+  }
+}
+
+void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+            struct fuse_file_info* fi) {
+  EntryOut entry;
+  auto r = Ov(req)->Create(parent, name, mode, fi->flags, CallerOf(req), &entry);
+  if (!r.ok()) return ReplyErr(req, r.status());
+  fi->keep_cache = r.value()->keep_cache;
+  fi->fh = reinterpret_cast<uint64_t>(r.value().get());
+  struct fuse_entry_param p = ToEntry(entry);
+  if (fuse_reply_create(req, &p, fi) == 0) {
+    r.value().release();
+  } else {
+    Ov(req)->Release(std::move(r.value()));
+    Ov(req)->Forget(entry.ino, 1);
+  }
+}
+
+void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, struct fuse_file_info* fi) {
+  auto fd = Ov(req)->ReadFd(Fh(fi));
+  if (!fd.ok()) return ReplyErr(req, fd.status());
+  struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = fd.value();
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void WriteBuf(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_bufvec* in, off_t off,
+              struct fuse_file_info* fi) {
+  auto guard = Ov(req)->GuardWrites();
+  auto fd = Ov(req)->WriteFd(Fh(fi));
+  if (!fd.ok()) return ReplyErr(req, fd.status());
+  struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+  out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  out.buf[0].fd = fd.value();
+  out.buf[0].pos = off;
+  ssize_t n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+  if (n < 0) return ReplyErr(req, Status::Error(static_cast<int>(-n), "write"));
+  fuse_reply_write(req, static_cast<size_t>(n));
+}
+
+void Flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* /*fi*/) {
+  fuse_reply_err(req, 0);
+}
+
+void Release(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
+  Ov(req)->Release(std::unique_ptr<FileHandle>(Fh(fi)));
+  fuse_reply_err(req, 0);
+}
+
+void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int datasync, struct fuse_file_info* fi) {
+  auto fd = Ov(req)->ReadFd(Fh(fi));
+  if (!fd.ok()) return ReplyErr(req, fd.status());
+  int rc = datasync ? fdatasync(fd.value()) : fsync(fd.value());
+  fuse_reply_err(req, rc == 0 ? 0 : errno);
+}
+
+void Fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, off_t length,
+               struct fuse_file_info* fi) {
+  auto guard = Ov(req)->GuardWrites();
+  auto fd = Ov(req)->WriteFd(Fh(fi));
+  if (!fd.ok()) return ReplyErr(req, fd.status());
+  int rc = fallocate(fd.value(), mode, offset, length);
+  fuse_reply_err(req, rc == 0 ? 0 : errno);
+}
+
+void OpenDir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  auto r = Ov(req)->OpenDir(ino);
+  if (!r.ok()) return ReplyErr(req, r.status());
+  fi->fh = reinterpret_cast<uint64_t>(r.value().get());
+  fi->cache_readdir = 0;
+  if (fuse_reply_open(req, fi) == 0) r.value().release();
+}
+
+void DoReadDir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info* fi, bool plus) {
+  DirHandle* dh = Dh(fi);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off); i < dh->entries.size(); ++i) {
+    const DirEntryOut& d = dh->entries[i];
+    size_t n;
+    if (plus) {
+      struct fuse_entry_param p;
+      std::memset(&p, 0, sizeof(p));
+      bool looked_up = false;
+      if (d.name == "." || d.name == "..") {
+        p.attr.st_ino = d.ino;
+        p.attr.st_mode = d.type;
+      } else {
+        auto e = Ov(req)->Lookup(dh->ino, d.name);
+        if (!e.ok() || e->ino == 0) continue;  // gone since opendir
+        p = ToEntry(e.value());
+        looked_up = true;
+      }
+      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, d.name.c_str(), &p,
+                                 static_cast<off_t>(i + 1));
+      if (n > size - used) {
+        if (looked_up) Ov(req)->Forget(p.ino, 1);
+        break;
+      }
+    } else {
+      struct stat st;
+      std::memset(&st, 0, sizeof(st));
+      st.st_ino = d.ino;
+      st.st_mode = d.type;
+      n = fuse_add_direntry(req, buf.data() + used, size - used, d.name.c_str(), &st,
+                            static_cast<off_t>(i + 1));
+      if (n > size - used) break;
+    }
+    used += n;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void ReadDir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file_info* fi) {
+  DoReadDir(req, size, off, fi, false);
+}
+
+void ReadDirPlus(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file_info* fi) {
+  DoReadDir(req, size, off, fi, true);
+}
+
+void ReleaseDir(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+  delete Dh(fi);
+  fuse_reply_err(req, 0);
+}
+
+void FsyncDir(fuse_req_t req, fuse_ino_t, int, struct fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void StatFs(fuse_req_t req, fuse_ino_t) {
+  auto r = Ov(req)->StatFs();
+  if (!r.ok()) return ReplyErr(req, r.status());
+  fuse_reply_statfs(req, &r.value());
+}
+
+void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+              int flags) {
+  ReplyErr(req, Ov(req)->SetXattr(ino, name, std::string(value, size), flags));
+}
+
+void ReplySized(fuse_req_t req, const std::string& data, size_t size) {
+  if (size == 0) {
+    fuse_reply_xattr(req, data.size());
+  } else if (size < data.size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, data.data(), data.size());
+  }
+}
+
+void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  auto r = Ov(req)->GetXattr(ino, name);
+  if (!r.ok()) return ReplyErr(req, r.status());
+  ReplySized(req, r.value(), size);
+}
+
+void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  auto r = Ov(req)->ListXattr(ino);
+  if (!r.ok()) return ReplyErr(req, r.status());
+  std::string list;
+  for (const auto& n : r.value()) {
+    list += n;
+    list += '\0';
+  }
+  ReplySized(req, list, size);
+}
+
+void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  ReplyErr(req, Ov(req)->RemoveXattr(ino, name));
+}
+
+void Access(fuse_req_t req, fuse_ino_t ino, int /*mask*/) {
+  // default_permissions: the kernel checks modes; this only confirms the entry exists.
+  auto r = Ov(req)->GetAttr(ino);
+  ReplyErr(req, r.status());
+}
+
+const struct fuse_lowlevel_ops kOps = [] {
+  struct fuse_lowlevel_ops ops;
+  std::memset(&ops, 0, sizeof(ops));
+  ops.init = Init;
+  ops.lookup = Lookup;
+  ops.forget = Forget;
+  ops.forget_multi = ForgetMulti;
+  ops.getattr = GetAttr;
+  ops.setattr = SetAttr;
+  ops.readlink = ReadLink;
+  ops.mknod = MkNod;
+  ops.mkdir = MkDir;
+  ops.symlink = Symlink;
+  ops.link = Link;
+  ops.unlink = Unlink;
+  ops.rmdir = RmDir;
+  ops.rename = Rename;
+  ops.open = Open;
+  ops.create = Create;
+  ops.read = Read;
+  ops.write_buf = WriteBuf;
+  ops.flush = Flush;
+  ops.release = Release;
+  ops.fsync = Fsync;
+  ops.fallocate = Fallocate;
+  ops.opendir = OpenDir;
+  ops.readdir = ReadDir;
+  ops.readdirplus = ReadDirPlus;
+  ops.releasedir = ReleaseDir;
+  ops.fsyncdir = FsyncDir;
+  ops.statfs = StatFs;
+  ops.setxattr = SetXattr;
+  ops.getxattr = GetXattr;
+  ops.listxattr = ListXattr;
+  ops.removexattr = RemoveXattr;
+  ops.access = Access;
+  return ops;
+}();
+
+}  // namespace
+
+FuseServer::~FuseServer() {
+  Unmount();
+  if (session_) fuse_session_destroy(session_);
+}
+
+Status FuseServer::Mount(const std::string& mountpoint, const FuseOptions& options) {
+  options_ = options;
+  std::string opts = "default_permissions,allow_other,subtype=buildfs,fsname=" + options.fsname;
+  std::vector<std::string> argv_s = {"buildfs", "-o", opts};
+  if (options.debug) argv_s.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  struct fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  session_ = fuse_session_new(&args, &kOps, sizeof(kOps), overlay_);
+  if (!session_) return Status::Error(EINVAL, "cannot create the FUSE session");
+  if (fuse_session_mount(session_, mountpoint.c_str()) != 0) {
+    return Status::Error(EIO, mountpoint + ": mount failed (see the messages above)");
+  }
+  mounted_ = true;
+  return Status::Ok();
+}
+
+Status FuseServer::Run() {
+  struct fuse_loop_config* config = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_clone_fd(config, 0);
+  fuse_loop_cfg_set_idle_threads(config, static_cast<unsigned>(options_.max_idle_threads));
+  // SIGINT, SIGTERM and SIGHUP end the loop; the caller then unmounts.
+  fuse_set_signal_handlers(session_);
+  int rc = fuse_session_loop_mt(session_, config);
+  fuse_remove_signal_handlers(session_);
+  fuse_loop_cfg_destroy(config);
+  if (rc != 0 && rc != -EINTR && !fuse_session_exited(session_)) {
+    return Status::Error(rc < 0 ? -rc : EIO, "FUSE loop failed");
+  }
+  return Status::Ok();
+}
+
+void FuseServer::Stop() {
+  if (session_) fuse_session_exit(session_);
+}
+
+void FuseServer::Unmount() {
+  if (mounted_ && session_) {
+    fuse_session_unmount(session_);
+    mounted_ = false;
+  }
+}
+
+}  // namespace buildfs

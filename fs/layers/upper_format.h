@@ -1,0 +1,37 @@
+// The on-disk format of an upper (and of a frozen) layer. This is the one
+// place it is defined; it is the format of Linux overlayfs, so an upper can be
+// inspected with ls/getfattr (and even mounted by overlayfs for comparison):
+//
+//   whiteout      a character device 0/0 with the deleted entry's name:
+//                 the name is deleted in the merged tree (`ls -l` shows "c 0, 0")
+//   opaque dir    a directory with xattr trusted.overlay.opaque = "y":
+//                 nothing below it shows through
+//   redirect      a directory with xattr trusted.overlay.redirect = "/PATH":
+//                 a renamed directory; the layers below are read at PATH
+//   inode number  xattr trusted.buildfs.ino = decimal number, set at copy-up,
+//                 so an entry keeps its inode number when it moves up a layer
+//
+// Work files (copy-up in progress, orphans) live in the build's work/ directory
+// beside upper/, on the same filesystem, and are renamed into place, so a crash
+// never leaves a half-written entry in the upper.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "fs/common/status.h"
+
+namespace buildfs {
+
+inline constexpr char kOpaqueXattr[] = "trusted.overlay.opaque";
+inline constexpr char kRedirectXattr[] = "trusted.overlay.redirect";
+inline constexpr char kInoXattr[] = "trusted.buildfs.ino";
+
+// Creates a whiteout `name` in `dir_fd`.
+Status MakeWhiteout(int dir_fd, const std::string& name);
+Status SetOpaque(int dir_fd, const std::string& name);
+// `lower_path` is relative ("a/b"); it is stored absolute ("/a/b").
+Status SetRedirect(int dir_fd, const std::string& name, const std::string& lower_path);
+Status SetIno(int dir_fd, const std::string& name, uint64_t ino);
+
+}  // namespace buildfs

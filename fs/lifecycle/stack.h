@@ -1,0 +1,46 @@
+// The layer stack of a build on disk: opening it, freezing its upper into a
+// shared layer, finishing a freeze a crash interrupted, and deleting frozen
+// layers no build uses any more.
+//
+// Frozen layers live in .buildfs/layers/ID and are shared by every build that
+// lists them in build.json. A process reading a frozen layer holds a shared
+// flock on its directory; collection takes it exclusively, so a layer in use
+// by a daemon (whose build.json may already have dropped it) is never deleted.
+// Callers changing build descriptions hold the workspace's meta lock.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "fs/overlay/overlay.h"
+#include "fs/store/lock.h"
+#include "fs/store/workspace.h"
+
+namespace buildfs {
+
+// The workspace-wide lock for changes to build descriptions and layers.
+Result<FileLock> LockWorkspaceMeta(const Workspace& ws);
+
+// A new, unique frozen layer id.
+std::string NewLayerId();
+
+// Opens a frozen layer read-only and holds its shared flock while it lives.
+Result<std::shared_ptr<DirLayer>> OpenFrozenLayer(const Workspace& ws, const std::string& id);
+// The read-only layers of a build below its upper: frozen layers, then (when
+// `with_cache`) the workspace cache/ at "cache", then the base commit.
+Result<std::vector<StackLayer>> OpenLowerLayers(const Workspace& ws, const BuildInfo& info,
+                                                bool with_cache);
+// The whole stack a build is mounted with: upper, work, lowers with cache.
+Result<LayerStack> OpenLayerStack(const Workspace& ws, const BuildInfo& info);
+
+// Moves the build's upper to layers/`id`, puts `id` on top of its frozen
+// layers and gives it an empty upper. Crash-safe: build.json records the
+// freeze before the rename (pending_freeze) and RecoverBuild finishes it.
+Status FreezeUpperOnDisk(const Workspace& ws, const std::string& name, const std::string& id);
+// Finishes an interrupted freeze; returns the build's description.
+Result<BuildInfo> RecoverBuild(const Workspace& ws, const std::string& name);
+
+// Deletes frozen layers that no build lists and no process reads. Returns how many.
+Result<int> CollectLayers(const Workspace& ws);
+
+}  // namespace buildfs

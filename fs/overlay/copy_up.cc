@@ -1,0 +1,165 @@
+// Copy-up: moving an entry from a lower layer into the upper on its first
+// modification, atomically (built whole in work/, then renamed into place).
+// REQUIRES: mu_ held by the caller throughout.
+//
+// A whole file is copied (copy_file_range, so the kernel may share extents).
+// Big files will get a chunk map instead (DESIGN.md, "Big files"); CopyToWork
+// is the one place that changes.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "fs/common/path.h"
+#include "fs/layers/upper_format.h"
+#include "fs/overlay/overlay.h"
+
+namespace buildfs {
+namespace {
+
+Status CopyData(int from, int to) {
+  for (;;) {
+    ssize_t n = copy_file_range(from, nullptr, to, nullptr, 1 << 30, 0);
+    if (n == 0) return Status::Ok();
+    if (n > 0) continue;
+    if (errno == EINTR) continue;
+    if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
+      return Status::FromErrno("copy-up");
+    }
+    // Fallback for filesystems without copy_file_range between them.
+    char buf[1 << 16];
+    for (;;) {
+      ssize_t got = read(from, buf, sizeof(buf));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return Status::FromErrno("copy-up read");
+      if (got == 0) return Status::Ok();
+      for (ssize_t done = 0; done < got;) {
+        ssize_t w = write(to, buf + done, static_cast<size_t>(got - done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return Status::FromErrno("copy-up write");
+        done += w;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::string Overlay::WorkName(const char* what, uint64_t ino) {
+  if (std::string(what) == "orphan") return "orphan-" + std::to_string(ino);
+  return std::string(what) + "-" + std::to_string(ino) + "-" + std::to_string(++work_seq_);
+}
+
+Status Overlay::CopyToWork(const Source& src, const std::string& tmp, uint64_t ino, bool dir_only) {
+  Layer& layer = *layers_[src.layer].layer;
+  int work = stack_.work->root_fd();
+  BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layer.Lookup(src.path));
+  if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, src.path);
+  const struct stat& st = e.st;
+  Status made;
+  if (S_ISDIR(st.st_mode)) {
+    if (mkdirat(work, tmp.c_str(), 0700) != 0) return Status::FromErrno(tmp);
+  } else if (dir_only) {
+    return Status::Error(ENOTDIR, src.path);
+  } else if (S_ISREG(st.st_mode)) {
+    BUILDFS_ASSIGN_OR_RETURN(UniqueFd from, layer.Open(src.path, O_RDONLY));
+    UniqueFd to(openat(work, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!to.valid()) return Status::FromErrno(tmp);
+    made = CopyData(from.get(), to.get());
+  } else if (S_ISLNK(st.st_mode)) {
+    BUILDFS_ASSIGN_OR_RETURN(std::string target, layer.ReadLink(src.path));
+    if (symlinkat(target.c_str(), work, tmp.c_str()) != 0) return Status::FromErrno(tmp);
+  } else {
+    if (mknodat(work, tmp.c_str(), (st.st_mode & S_IFMT) | 0600, st.st_rdev) != 0) {
+      return Status::FromErrno(tmp);
+    }
+  }
+  if (made.ok()) {
+    auto xattrs = layer.ListXattrs(src.path);
+    made = xattrs.status();
+    if (made.ok()) {
+      for (const auto& [key, value] : xattrs.value()) {
+        made = SetXattrAt(work, tmp, key, value);
+        if (!made.ok()) break;
+      }
+    }
+  }
+  if (made.ok()) made = SetIno(work, tmp, ino);
+  if (made.ok() && fchownat(work, tmp.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+      !(errno == EPERM && geteuid() != 0)) {
+    made = Status::FromErrno(tmp + ": chown");
+  }
+  // chmod after chown: chown clears the set-id bits.
+  if (made.ok() && !S_ISLNK(st.st_mode) && fchmodat(work, tmp.c_str(), st.st_mode & 07777, 0) != 0) {
+    made = Status::FromErrno(tmp + ": chmod");
+  }
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  if (made.ok() && utimensat(work, tmp.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+    made = Status::FromErrno(tmp + ": utimes");
+  }
+  if (!made.ok()) RemoveTreeAt(work, tmp);
+  return made;
+}
+
+Status Overlay::InstallFromWork(const std::string& tmp, const std::string& path, bool over_whiteout) {
+  BUILDFS_ASSIGN_OR_RETURN(ParentRef parent, OpenParentBeneath(stack_.upper->root_fd(), path));
+  int work = stack_.work->root_fd();
+  if (!over_whiteout) {
+    if (renameat2(work, tmp.c_str(), parent.dir.get(), parent.name.c_str(), RENAME_NOREPLACE) != 0) {
+      Status st = Status::FromErrno(path);
+      RemoveTreeAt(work, tmp);
+      return st;
+    }
+    return Status::Ok();
+  }
+  // Swap the new entry with the whiteout (a directory cannot replace a
+  // device by plain rename), then drop the whiteout now sitting in work/.
+  if (renameat2(work, tmp.c_str(), parent.dir.get(), parent.name.c_str(), RENAME_EXCHANGE) != 0) {
+    Status st = Status::FromErrno(path);
+    RemoveTreeAt(work, tmp);
+    return st;
+  }
+  unlinkat(work, tmp.c_str(), 0);
+  return Status::Ok();
+}
+
+Status Overlay::CopyUp(Node& node) {
+  if (node.in_upper || node.orphan) return Status::Ok();
+  if (node.removed || node.aliases.empty()) return Status::Error(ENOENT, "copy-up of a removed entry");
+  BUILDFS_ASSIGN_OR_RETURN(Node * parent, Get(node.aliases.front().first));
+  BUILDFS_RETURN_IF_ERROR(CopyUp(*parent));
+  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
+  if (node.lower.empty()) return Status::Error(EIO, path + ": no layer holds it");
+  std::string tmp = WorkName("copyup", node.ino);
+  BUILDFS_RETURN_IF_ERROR(CopyToWork(node.lower.front(), tmp, node.ino, false));
+  BUILDFS_RETURN_IF_ERROR(InstallFromWork(tmp, path, false));
+  node.in_upper = true;
+  if (!S_ISDIR(node.type)) {
+    node.lower.clear();
+    ++node.generation;
+  }
+  return Status::Ok();
+}
+
+bool Overlay::LowerHas(const Node& parent, const std::string& parent_path, const std::string& name) {
+  auto r = Resolve(parent, parent_path, name, /*skip_upper=*/true);
+  return !r.ok() || r->found;  // when unsure, keep a whiteout: it is harmless
+}
+
+Result<LayerEntry> Overlay::UpperEntry(const std::string& path) {
+  return layers_[0].layer->Lookup(path);
+}
+
+Status Overlay::MakeOrphan(Node& node, const std::string& path, bool last_link) {
+  BUILDFS_ASSIGN_OR_RETURN(ParentRef parent, OpenParentBeneath(stack_.upper->root_fd(), path));
+  std::string name = WorkName("orphan", node.ino);
+  // The last link moves to work/; otherwise work/ gets a link of its own.
+  int rc = last_link ? renameat(parent.dir.get(), parent.name.c_str(), stack_.work->root_fd(), name.c_str())
+                     : linkat(parent.dir.get(), parent.name.c_str(), stack_.work->root_fd(), name.c_str(), 0);
+  if (rc != 0) return Status::FromErrno(path);
+  node.orphan = true;
+  node.in_upper = false;
+  return Status::Ok();
+}
+
+}  // namespace buildfs

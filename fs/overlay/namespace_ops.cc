@@ -1,0 +1,373 @@
+// Namespace changes: create, mknod, mkdir, symlink, link, unlink, rmdir, rename.
+//
+// Each change is made in the upper with one rename (or link) where it can be:
+// new entries are built in work/ and renamed into place, deletions of names
+// that lower layers also hold leave a whiteout (RENAME_WHITEOUT where the
+// rename itself can leave it), and a renamed directory that has lower parts
+// gets a redirect, so renaming a directory never copies its contents (no EXDEV).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "fs/common/path.h"
+#include "fs/layers/upper_format.h"
+#include "fs/overlay/overlay.h"
+
+namespace buildfs {
+
+template <typename Make>
+Result<EntryOut> Overlay::CreateEntry(uint64_t parent, const std::string& name, const Caller& caller,
+                                      mode_t mode, Make make) {
+  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(parent));
+  BUILDFS_ASSIGN_OR_RETURN(std::string dir_path, PathOf(*dir));
+  BUILDFS_ASSIGN_OR_RETURN(Resolved existing, Resolve(*dir, dir_path, name));
+  if (existing.found) return Status::Error(EEXIST, name);
+  BUILDFS_RETURN_IF_ERROR(CopyUp(*dir));
+  std::string path = JoinPath(dir_path, name);
+  BUILDFS_ASSIGN_OR_RETURN(LayerEntry upper_dir, UpperEntry(dir_path));
+  BUILDFS_ASSIGN_OR_RETURN(LayerEntry here, UpperEntry(path));
+  int work = stack_.work->root_fd();
+  std::string tmp = WorkName("new", parent);
+  BUILDFS_RETURN_IF_ERROR(make(work, tmp));
+  // A setgid directory gives its group to new entries, and its bit to new directories.
+  gid_t gid = caller.gid;
+  if (upper_dir.st.st_mode & S_ISGID) {
+    gid = upper_dir.st.st_gid;
+    if (S_ISDIR(mode)) mode |= S_ISGID;
+  }
+  Status st;
+  if (fchownat(work, tmp.c_str(), caller.uid, gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+      !(errno == EPERM && geteuid() != 0)) {
+    st = Status::FromErrno(name + ": chown");
+  }
+  if (st.ok() && !S_ISLNK(mode) && fchmodat(work, tmp.c_str(), mode & 07777, 0) != 0) {
+    st = Status::FromErrno(name + ": chmod");
+  }
+  // A new directory is opaque: whatever a lower layer held under its name stays hidden.
+  if (st.ok() && S_ISDIR(mode)) st = SetOpaque(work, tmp);
+  // A number of its own: the upper filesystem reuses inode numbers at once,
+  // and a number must not come back while the kernel may still hold it.
+  uint64_t ino = 0;
+  while (ino <= kRootIno || nodes_.count(ino)) ino = ino_source_();
+  if (st.ok()) st = SetIno(work, tmp, ino);
+  if (!st.ok()) {
+    RemoveTreeAt(work, tmp);
+    return st;
+  }
+  BUILDFS_RETURN_IF_ERROR(InstallFromWork(tmp, path, here.kind == LayerEntry::kWhiteout));
+  if (S_ISDIR(mode)) dir->subdirs = -1;
+  BUILDFS_ASSIGN_OR_RETURN(Resolved made, Resolve(*dir, dir_path, name));
+  if (!made.found) return Status::Error(EIO, path + ": vanished after create");
+  return Entry(Remember(parent, name, made));
+}
+
+Result<EntryOut> Overlay::MakeNode(uint64_t parent, const std::string& name, mode_t mode,
+                                   dev_t rdev, const Caller& caller) {
+  std::lock_guard lock(mu_);
+  if (S_ISCHR(mode) && rdev == makedev(0, 0)) {
+    return Status::Error(EPERM, name + ": device 0/0 is the whiteout marker");
+  }
+  if (S_ISDIR(mode) || S_ISLNK(mode)) return Status::Error(EINVAL, name);
+  return CreateEntry(parent, name, caller, mode, [&](int work, const std::string& tmp) {
+    if (S_ISREG(mode) || (mode & S_IFMT) == 0) {
+      int fd = openat(work, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd < 0) return Status::FromErrno(name);
+      close(fd);
+      return Status::Ok();
+    }
+    if (mknodat(work, tmp.c_str(), (mode & S_IFMT) | 0600, rdev) != 0) return Status::FromErrno(name);
+    return Status::Ok();
+  });
+}
+
+Result<EntryOut> Overlay::MakeDir(uint64_t parent, const std::string& name, mode_t mode,
+                                  const Caller& caller) {
+  std::lock_guard lock(mu_);
+  return CreateEntry(parent, name, caller, S_IFDIR | (mode & 07777),
+                     [&](int work, const std::string& tmp) {
+                       if (mkdirat(work, tmp.c_str(), 0700) != 0) return Status::FromErrno(name);
+                       return Status::Ok();
+                     });
+}
+
+Result<EntryOut> Overlay::Symlink(uint64_t parent, const std::string& name,
+                                  const std::string& target, const Caller& caller) {
+  std::lock_guard lock(mu_);
+  return CreateEntry(parent, name, caller, S_IFLNK | 0777, [&](int work, const std::string& tmp) {
+    if (symlinkat(target.c_str(), work, tmp.c_str()) != 0) return Status::FromErrno(name);
+    return Status::Ok();
+  });
+}
+
+Result<std::unique_ptr<FileHandle>> Overlay::Create(uint64_t parent, const std::string& name,
+                                                    mode_t mode, int flags, const Caller& caller,
+                                                    EntryOut* entry) {
+  std::lock_guard lock(mu_);
+  UniqueFd fd;
+  auto made = CreateEntry(parent, name, caller, S_IFREG | (mode & 07777),
+                          [&](int work, const std::string& tmp) {
+                            fd.reset(openat(work, tmp.c_str(),
+                                            O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+                            return fd.valid() ? Status::Ok() : Status::FromErrno(name);
+                          });
+  if (!made.ok()) return made.status();
+  *entry = made.value();
+  Node* node = nodes_.at(entry->ino).get();
+  auto fh = std::make_unique<FileHandle>();
+  fh->fd = fd.get();
+  fh->fds.push_back(std::move(fd));
+  fh->ino = entry->ino;
+  fh->flags = flags;
+  fh->writable = true;
+  fh->keep_cache = true;
+  fh->generation = node->generation.load();
+  fh->moved = &node->generation;
+  ++node->open_count;
+  return fh;
+}
+
+Result<EntryOut> Overlay::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
+  if (S_ISDIR(node->type)) return Status::Error(EPERM, "hard link to a directory");
+  if (node->orphan) return Status::Error(ENOENT, "link of a deleted file");
+  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(new_parent));
+  BUILDFS_ASSIGN_OR_RETURN(std::string dir_path, PathOf(*dir));
+  BUILDFS_ASSIGN_OR_RETURN(Resolved existing, Resolve(*dir, dir_path, new_name));
+  if (existing.found) return Status::Error(EEXIST, new_name);
+  BUILDFS_RETURN_IF_ERROR(CopyUp(*node));
+  BUILDFS_RETURN_IF_ERROR(CopyUp(*dir));
+  BUILDFS_ASSIGN_OR_RETURN(std::string src_path, PathOf(*node));
+  std::string path = JoinPath(dir_path, new_name);
+  BUILDFS_ASSIGN_OR_RETURN(LayerEntry here, UpperEntry(path));
+  BUILDFS_ASSIGN_OR_RETURN(ParentRef src, OpenParentBeneath(stack_.upper->root_fd(), src_path));
+  BUILDFS_ASSIGN_OR_RETURN(ParentRef dst, OpenParentBeneath(stack_.upper->root_fd(), path));
+  if (here.kind == LayerEntry::kWhiteout) {
+    // Link in work/, then rename over the whiteout: the name appears in one step.
+    std::string tmp = WorkName("link", ino);
+    if (linkat(src.dir.get(), src.name.c_str(), stack_.work->root_fd(), tmp.c_str(), 0) != 0) {
+      return Status::FromErrno(new_name);
+    }
+    if (renameat(stack_.work->root_fd(), tmp.c_str(), dst.dir.get(), dst.name.c_str()) != 0) {
+      Status st = Status::FromErrno(new_name);
+      unlinkat(stack_.work->root_fd(), tmp.c_str(), 0);
+      return st;
+    }
+  } else if (linkat(src.dir.get(), src.name.c_str(), dst.dir.get(), dst.name.c_str(), 0) != 0) {
+    return Status::FromErrno(new_name);
+  }
+  AddAlias(node, new_parent, new_name);
+  return Entry(node);
+}
+
+Status Overlay::Unlink(uint64_t parent, const std::string& name) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(parent));
+  BUILDFS_ASSIGN_OR_RETURN(std::string dir_path, PathOf(*dir));
+  BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, dir_path, name));
+  if (!r.found) return Status::Error(ENOENT, name);
+  if (S_ISDIR(r.type)) return Status::Error(EISDIR, name);
+  BUILDFS_RETURN_IF_ERROR(CopyUp(*dir));
+  std::string path = JoinPath(dir_path, name);
+  bool whiteout = LowerHas(*dir, dir_path, name);
+  auto it = nodes_.find(r.ino);
+  Node* node = it == nodes_.end() ? nullptr : it->second.get();
+  BUILDFS_ASSIGN_OR_RETURN(ParentRef ref, OpenParentBeneath(stack_.upper->root_fd(), path));
+  int work = stack_.work->root_fd();
+  if (r.in_upper) {
+    bool last_link = r.top.st.st_nlink <= 1;
+    bool keep = node && node->open_count > 0 && node->aliases.size() <= 1;
+    if (keep) {
+      // Still open: the file lives on in work/ until its last handle is released.
+      BUILDFS_RETURN_IF_ERROR(MakeOrphan(*node, path, last_link));
+      if (!last_link && unlinkat(ref.dir.get(), ref.name.c_str(), 0) != 0) return Status::FromErrno(name);
+      if (whiteout) BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir.get(), ref.name));
+    } else if (whiteout) {
+      std::string tmp = WorkName("whiteout", r.ino);
+      BUILDFS_RETURN_IF_ERROR(MakeWhiteout(work, tmp));
+      if (renameat(work, tmp.c_str(), ref.dir.get(), ref.name.c_str()) != 0) {
+        Status st = Status::FromErrno(name);
+        unlinkat(work, tmp.c_str(), 0);
+        return st;
+      }
+    } else if (unlinkat(ref.dir.get(), ref.name.c_str(), 0) != 0) {
+      return Status::FromErrno(name);
+    }
+  } else {
+    BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir.get(), ref.name));
+  }
+  if (node) {
+    DropAlias(node, parent, name);
+    if (node->aliases.empty() && !node->orphan) node->removed = true;
+    MaybeErase(node);
+  }
+  return Status::Ok();
+}
+
+Status Overlay::RmDir(uint64_t parent, const std::string& name) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(parent));
+  BUILDFS_ASSIGN_OR_RETURN(std::string dir_path, PathOf(*dir));
+  BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, dir_path, name));
+  if (!r.found) return Status::Error(ENOENT, name);
+  if (!S_ISDIR(r.type)) return Status::Error(ENOTDIR, name);
+  std::string path = JoinPath(dir_path, name);
+  Node probe;
+  probe.in_upper = r.in_upper;
+  probe.lower = r.lower;
+  BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(probe, path));
+  if (!names.empty()) return Status::Error(ENOTEMPTY, name);
+  BUILDFS_RETURN_IF_ERROR(CopyUp(*dir));
+  bool whiteout = LowerHas(*dir, dir_path, name);
+  BUILDFS_ASSIGN_OR_RETURN(ParentRef ref, OpenParentBeneath(stack_.upper->root_fd(), path));
+  int work = stack_.work->root_fd();
+  if (r.in_upper) {
+    // The upper directory may still hold whiteouts: move it out whole, then delete it.
+    std::string tmp = WorkName("rmdir", r.ino);
+    if (whiteout) {
+      BUILDFS_RETURN_IF_ERROR(MakeWhiteout(work, tmp));
+      if (renameat2(work, tmp.c_str(), ref.dir.get(), ref.name.c_str(), RENAME_EXCHANGE) != 0) {
+        Status st = Status::FromErrno(name);
+        unlinkat(work, tmp.c_str(), 0);
+        return st;
+      }
+    } else if (renameat(ref.dir.get(), ref.name.c_str(), work, tmp.c_str()) != 0) {
+      return Status::FromErrno(name);
+    }
+    RemoveTreeAt(work, tmp);
+  } else {
+    BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir.get(), ref.name));
+  }
+  dir->subdirs = -1;
+  auto it = nodes_.find(r.ino);
+  if (it != nodes_.end()) {
+    Node* node = it->second.get();
+    DropAlias(node, parent, name);
+    node->removed = true;
+    MaybeErase(node);
+  }
+  return Status::Ok();
+}
+
+Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_parent,
+                       const std::string& new_name, unsigned flags) {
+  std::lock_guard lock(mu_);
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Status::Error(EINVAL, "rename flags");
+  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(parent));
+  BUILDFS_ASSIGN_OR_RETURN(Node * new_dir, GetDir(new_parent));
+  BUILDFS_ASSIGN_OR_RETURN(std::string dir_path, PathOf(*dir));
+  BUILDFS_ASSIGN_OR_RETURN(std::string new_dir_path, PathOf(*new_dir));
+  BUILDFS_ASSIGN_OR_RETURN(Resolved src, Resolve(*dir, dir_path, name));
+  if (!src.found) return Status::Error(ENOENT, name);
+  BUILDFS_ASSIGN_OR_RETURN(Resolved dst, Resolve(*new_dir, new_dir_path, new_name));
+  bool exchange = flags & RENAME_EXCHANGE;
+  if ((flags & RENAME_NOREPLACE) && dst.found) return Status::Error(EEXIST, new_name);
+  if (exchange && !dst.found) return Status::Error(ENOENT, new_name);
+  if (dst.found && dst.ino == src.ino) return Status::Ok();  // two names of one file
+  std::string path = JoinPath(dir_path, name);
+  std::string new_path = JoinPath(new_dir_path, new_name);
+  bool src_dir = S_ISDIR(src.type);
+  if (dst.found && !exchange) {
+    bool dst_dir = S_ISDIR(dst.type);
+    if (src_dir && !dst_dir) return Status::Error(ENOTDIR, new_name);
+    if (!src_dir && dst_dir) return Status::Error(EISDIR, new_name);
+    if (dst_dir) {
+      Node probe;
+      probe.in_upper = dst.in_upper;
+      probe.lower = dst.lower;
+      BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(probe, new_path));
+      if (!names.empty()) return Status::Error(ENOTEMPTY, new_name);
+    }
+  }
+
+  Node* s = Remember(parent, name, src);
+  Node* d = dst.found ? Remember(new_parent, new_name, dst) : nullptr;
+  // Pin both while copy-up and renames run (Remember adds no lookup).
+  ++s->open_count;
+  if (d) ++d->open_count;
+  auto unpin = [&]() {
+    --s->open_count;
+    MaybeErase(s);
+    if (d) {
+      --d->open_count;
+      MaybeErase(d);
+    }
+  };
+  Status st = [&]() -> Status {
+    BUILDFS_RETURN_IF_ERROR(CopyUp(*dir));
+    BUILDFS_RETURN_IF_ERROR(CopyUp(*new_dir));
+    BUILDFS_RETURN_IF_ERROR(CopyUp(*s));
+    if (exchange) BUILDFS_RETURN_IF_ERROR(CopyUp(*d));
+    BUILDFS_ASSIGN_OR_RETURN(ParentRef from, OpenParentBeneath(stack_.upper->root_fd(), path));
+    BUILDFS_ASSIGN_OR_RETURN(ParentRef to, OpenParentBeneath(stack_.upper->root_fd(), new_path));
+    // A moved directory keeps its lower parts through a redirect; one without
+    // any becomes opaque so nothing under its new name shows through.
+    auto mark_moved_dir = [&](Node* n, int fd, const std::string& nm) -> Status {
+      if (!S_ISDIR(n->type)) return Status::Ok();
+      if (!n->lower.empty()) return SetRedirect(fd, nm, n->lower.front().path);
+      return SetOpaque(fd, nm);
+    };
+    BUILDFS_RETURN_IF_ERROR(mark_moved_dir(s, from.dir.get(), from.name));
+    int work = stack_.work->root_fd();
+    if (exchange) {
+      BUILDFS_RETURN_IF_ERROR(mark_moved_dir(d, to.dir.get(), to.name));
+      if (renameat2(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(),
+                    RENAME_EXCHANGE) != 0) {
+        return Status::FromErrno(name);
+      }
+      AddAlias(s, new_parent, new_name);
+      AddAlias(d, parent, name);
+      DropAlias(s, parent, name);
+      DropAlias(d, new_parent, new_name);
+      return Status::Ok();
+    }
+    std::string cleared;  // an upper directory replaced by the rename, to delete afterwards
+    if (d && d->in_upper) {
+      if (S_ISDIR(d->type)) {
+        cleared = WorkName("rmdir", d->ino);
+        if (renameat(to.dir.get(), to.name.c_str(), work, cleared.c_str()) != 0) {
+          return Status::FromErrno(new_name);
+        }
+      } else if (d->open_count > 1 && d->aliases.size() <= 1) {
+        BUILDFS_RETURN_IF_ERROR(MakeOrphan(*d, new_path, dst.top.st.st_nlink <= 1));
+      }
+    }
+    bool whiteout = LowerHas(*dir, dir_path, name);
+    BUILDFS_ASSIGN_OR_RETURN(LayerEntry target, UpperEntry(new_path));
+    if (target.kind == LayerEntry::kWhiteout && src_dir) {
+      // A directory cannot replace the whiteout device by rename: swap them,
+      // and keep the whiteout at the old name only if a lower layer needs it.
+      if (renameat2(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(),
+                    RENAME_EXCHANGE) != 0) {
+        return Status::FromErrno(name);
+      }
+      if (!whiteout) unlinkat(from.dir.get(), from.name.c_str(), 0);
+      AddAlias(s, new_parent, new_name);
+      DropAlias(s, parent, name);
+      return Status::Ok();
+    }
+    int rc = renameat2(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(),
+                       whiteout ? RENAME_WHITEOUT : 0);
+    if (rc != 0 && whiteout && (errno == EINVAL || errno == EPERM)) {
+      // No RENAME_WHITEOUT here: rename, then leave the whiteout.
+      rc = renameat(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str());
+      if (rc == 0) BUILDFS_RETURN_IF_ERROR(MakeWhiteout(from.dir.get(), from.name));
+    }
+    if (rc != 0) return Status::FromErrno(name);
+    if (!cleared.empty()) RemoveTreeAt(work, cleared);
+    if (d) {
+      DropAlias(d, new_parent, new_name);
+      if (d->aliases.empty() && !d->orphan) d->removed = true;
+    }
+    AddAlias(s, new_parent, new_name);
+    DropAlias(s, parent, name);
+    return Status::Ok();
+  }();
+  dir->subdirs = -1;
+  new_dir->subdirs = -1;
+  unpin();
+  return st;
+}
+
+}  // namespace buildfs

@@ -1,0 +1,380 @@
+// Overlay: the inode table, lookups, attributes, open files and xattrs.
+// Namespace changes (create, unlink, rename, ...) are in namespace_ops.cc.
+#include "fs/overlay/overlay.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "fs/common/xattr.h"
+
+namespace buildfs {
+
+Overlay::Overlay(LayerStack stack) : stack_(std::move(stack)), ino_source_(std::random_device{}()) {
+  layers_.push_back({stack_.upper, true});
+  for (const auto& l : stack_.lowers) layers_.push_back(l);
+  auto root = std::make_unique<Node>();
+  root->ino = kRootIno;
+  root->type = S_IFDIR;
+  root->in_upper = true;
+  root->nlookup = 1;  // the kernel's reference to the root is never forgotten
+  for (size_t i = 1; i < layers_.size(); ++i) root->lower.push_back({static_cast<int>(i), ""});
+  nodes_.emplace(kRootIno, std::move(root));
+}
+
+Overlay::~Overlay() = default;
+
+Status Overlay::Prepare() {
+  std::vector<LayerDirent> leftovers;
+  BUILDFS_RETURN_IF_ERROR(stack_.work->ReadDir("", &leftovers));
+  for (const auto& e : leftovers) BUILDFS_RETURN_IF_ERROR(RemoveTreeAt(stack_.work->root_fd(), e.name));
+  return Status::Ok();
+}
+
+size_t Overlay::node_count() {
+  std::lock_guard lock(mu_);
+  return nodes_.size();
+}
+
+// ---- nodes ----
+
+Result<Overlay::Node*> Overlay::Get(uint64_t ino) {
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return Status::Error(ESTALE, "unknown inode " + std::to_string(ino));
+  return it->second.get();
+}
+
+Result<Overlay::Node*> Overlay::GetDir(uint64_t ino) {
+  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
+  if (!S_ISDIR(node->type)) return Status::Error(ENOTDIR, "not a directory");
+  if (node->removed) return Status::Error(ENOENT, "directory was removed");
+  return node;
+}
+
+Result<std::string> Overlay::PathOf(const Node& node) const {
+  std::vector<const std::string*> parts;
+  const Node* cur = &node;
+  while (cur->ino != kRootIno) {
+    if (cur->aliases.empty() || cur->removed) return Status::Error(ENOENT, "entry was removed");
+    parts.push_back(&cur->aliases.front().second);
+    auto it = nodes_.find(cur->aliases.front().first);
+    if (it == nodes_.end() || parts.size() > 4096) return Status::Error(ENOENT, "detached entry");
+    cur = it->second.get();
+  }
+  std::string path;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) path = JoinPath(path, **it);
+  return path;
+}
+
+void Overlay::AddAlias(Node* node, uint64_t parent, const std::string& name) {
+  for (const auto& a : node->aliases) {
+    if (a.first == parent && a.second == name) return;
+  }
+  node->aliases.emplace_back(parent, name);
+  auto it = nodes_.find(parent);
+  if (it != nodes_.end()) ++it->second->child_refs;
+}
+
+void Overlay::DropAlias(Node* node, uint64_t parent, const std::string& name) {
+  auto& v = node->aliases;
+  auto it = std::find(v.begin(), v.end(), std::make_pair(parent, name));
+  if (it == v.end()) return;
+  v.erase(it);
+  auto p = nodes_.find(parent);
+  if (p != nodes_.end()) {
+    --p->second->child_refs;
+    MaybeErase(p->second.get());
+  }
+}
+
+void Overlay::MaybeErase(Node* node) {
+  if (node->ino == kRootIno || node->nlookup > 0 || node->open_count > 0 || node->child_refs > 0) {
+    return;
+  }
+  if (node->orphan) unlinkat(stack_.work->root_fd(), WorkName("orphan", node->ino).c_str(), 0);
+  auto aliases = std::move(node->aliases);
+  uint64_t ino = node->ino;
+  nodes_.erase(ino);  // `node` is gone from here on
+  for (const auto& [parent, name] : aliases) {
+    auto p = nodes_.find(parent);
+    if (p == nodes_.end()) continue;
+    --p->second->child_refs;
+    MaybeErase(p->second.get());
+  }
+}
+
+Overlay::Node* Overlay::Remember(uint64_t parent, const std::string& name, const Resolved& r) {
+  auto& slot = nodes_[r.ino];
+  if (!slot) {
+    slot = std::make_unique<Node>();
+    slot->ino = r.ino;
+  }
+  Node* node = slot.get();
+  if (!node->orphan) {
+    node->type = r.type;
+    node->in_upper = r.in_upper;
+    node->lower = r.lower;
+    node->removed = false;
+    AddAlias(node, parent, name);
+  }
+  return node;
+}
+
+Result<EntryOut> Overlay::Entry(Node* node) {
+  auto out = AttrOf(*node);
+  if (out.ok()) ++node->nlookup;
+  return out;
+}
+
+bool Overlay::NegativeCacheable(const Node& dir) const {
+  for (const auto& src : dir.lower) {
+    if (!layers_[src.layer].layer->immutable()) return false;
+  }
+  return true;
+}
+
+// ---- lookups and attributes ----
+
+Result<EntryOut> Overlay::Lookup(uint64_t parent, const std::string& name) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(parent));
+  BUILDFS_ASSIGN_OR_RETURN(std::string dir_path, PathOf(*dir));
+  BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, dir_path, name));
+  if (!r.found) {
+    EntryOut negative;
+    negative.immutable = NegativeCacheable(*dir);
+    return negative;
+  }
+  return Entry(Remember(parent, name, r));
+}
+
+void Overlay::Forget(uint64_t ino, uint64_t nlookup) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  Node* node = it->second.get();
+  node->nlookup -= std::min(nlookup, node->nlookup);
+  MaybeErase(node);
+}
+
+Result<EntryOut> Overlay::GetAttr(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
+  return AttrOf(*node);
+}
+
+Result<ParentRef> Overlay::UpperRef(Node& node) {
+  if (node.orphan) {
+    BUILDFS_ASSIGN_OR_RETURN(UniqueFd work, OpenDirBeneath(stack_.work->root_fd(), ""));
+    return ParentRef{std::move(work), WorkName("orphan", node.ino)};
+  }
+  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
+  if (path.empty()) {
+    BUILDFS_ASSIGN_OR_RETURN(UniqueFd root, OpenDirBeneath(stack_.upper->root_fd(), ""));
+    return ParentRef{std::move(root), "."};
+  }
+  return OpenParentBeneath(stack_.upper->root_fd(), path);
+}
+
+Result<EntryOut> Overlay::SetAttr(uint64_t ino, const SetAttrIn& in, FileHandle* /*fh*/) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
+  BUILDFS_RETURN_IF_ERROR(CopyUp(*node));
+  BUILDFS_ASSIGN_OR_RETURN(ParentRef ref, UpperRef(*node));
+  int dir = ref.dir.get();
+  const char* name = ref.name.c_str();
+  if ((in.set_uid || in.set_gid) &&
+      fchownat(dir, name, in.set_uid ? in.uid : static_cast<uid_t>(-1),
+               in.set_gid ? in.gid : static_cast<gid_t>(-1), AT_SYMLINK_NOFOLLOW) != 0) {
+    return Status::FromErrno("chown");
+  }
+  if (in.set_mode && !S_ISLNK(node->type) && fchmodat(dir, name, in.mode & 07777, 0) != 0) {
+    return Status::FromErrno("chmod");
+  }
+  if (in.set_size) {
+    UniqueFd fd(openat(dir, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return Status::FromErrno("truncate");
+    if (ftruncate(fd.get(), in.size) != 0) return Status::FromErrno("truncate");
+  }
+  if (in.set_atime || in.set_mtime) {
+    struct timespec ts[2];
+    ts[0].tv_nsec = UTIME_OMIT;
+    ts[1].tv_nsec = UTIME_OMIT;
+    if (in.set_atime) ts[0] = in.atime_now ? timespec{0, UTIME_NOW} : in.atime;
+    if (in.set_mtime) ts[1] = in.mtime_now ? timespec{0, UTIME_NOW} : in.mtime;
+    if (utimensat(dir, name, ts, AT_SYMLINK_NOFOLLOW) != 0) return Status::FromErrno("utimens");
+  }
+  return AttrOf(*node);
+}
+
+Result<std::string> Overlay::ReadLink(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
+  if (!S_ISLNK(node->type)) return Status::Error(EINVAL, "not a symlink");
+  if (node->in_upper) {
+    BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*node));
+    return layers_[0].layer->ReadLink(path);
+  }
+  if (node->lower.empty()) return Status::Error(ENOENT, "removed");
+  return layers_[node->lower.front().layer].layer->ReadLink(node->lower.front().path);
+}
+
+Result<struct statvfs> Overlay::StatFs() {
+  struct statvfs st;
+  if (fstatvfs(stack_.upper->root_fd(), &st) != 0) return Status::FromErrno("statfs");
+  return st;
+}
+
+// ---- open files ----
+
+Result<UniqueFd> Overlay::OpenNode(Node& node, int flags, bool write) {
+  // Only flags that mean something for the layer file: the kernel's open
+  // flags carry bits (e.g. for exec) that openat2 refuses.
+  int oflags = (flags & (O_ACCMODE | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME)) | O_CLOEXEC;
+  if (write) BUILDFS_RETURN_IF_ERROR(CopyUp(node));
+  if (node.orphan) {
+    UniqueFd fd(openat(stack_.work->root_fd(), WorkName("orphan", node.ino).c_str(),
+                       oflags | O_NOFOLLOW));
+    if (!fd.valid()) return Status::FromErrno("open");
+    return fd;
+  }
+  if (node.in_upper) {
+    BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
+    return OpenBeneath(stack_.upper->root_fd(), path, oflags);
+  }
+  if (node.lower.empty()) return Status::Error(ENOENT, "removed");
+  return layers_[node.lower.front().layer].layer->Open(node.lower.front().path, O_RDONLY);
+}
+
+Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
+  if (S_ISDIR(node->type)) return Status::Error(EISDIR, "open");
+  bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenNode(*node, flags, write));
+  if (flags & O_TRUNC) {
+    // The handle may be read-only (O_RDONLY|O_TRUNC): truncate through a writer.
+    BUILDFS_ASSIGN_OR_RETURN(UniqueFd writer, OpenNode(*node, O_WRONLY, true));
+    if (ftruncate(writer.get(), 0) != 0) return Status::FromErrno("truncate");
+  }
+  auto fh = std::make_unique<FileHandle>();
+  fh->fd = fd.get();
+  fh->fds.push_back(std::move(fd));
+  fh->ino = ino;
+  fh->flags = flags;
+  fh->writable = write;
+  fh->generation = node->generation.load();
+  fh->moved = &node->generation;
+  fh->keep_cache = node->in_upper || node->orphan ||
+                   (!node->lower.empty() && layers_[node->lower.front().layer].layer->immutable());
+  ++node->open_count;
+  return fh;
+}
+
+void Overlay::Release(std::unique_ptr<FileHandle> fh) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(fh->ino);
+  fh.reset();  // close the fds before an orphan is deleted
+  if (it == nodes_.end()) return;
+  --it->second->open_count;
+  MaybeErase(it->second.get());
+}
+
+Result<int> Overlay::ReadFd(FileHandle* fh) {
+  if (fh->moved->load() == fh->generation) return fh->fd.load();
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(fh->ino));
+  BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenNode(*node, fh->writable ? O_RDWR : O_RDONLY, fh->writable));
+  fh->fd = fd.get();
+  fh->fds.push_back(std::move(fd));
+  fh->generation = node->generation.load();
+  return fh->fd.load();
+}
+
+Result<int> Overlay::WriteFd(FileHandle* fh) {
+  if (!fh->writable) return Status::Error(EBADF, "not open for writing");
+  return ReadFd(fh);
+}
+
+// ---- directories ----
+
+Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(ino));
+  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*dir));
+  BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(*dir, path));
+  auto h = std::make_unique<DirHandle>();
+  h->ino = ino;
+  uint64_t parent = dir->aliases.empty() ? kRootIno : dir->aliases.front().first;
+  h->entries.push_back({".", ino, S_IFDIR});
+  h->entries.push_back({"..", parent, S_IFDIR});
+  for (const auto& n : names) {
+    BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, path, n.name));
+    if (r.found) h->entries.push_back({n.name, r.ino, r.type});
+  }
+  return h;
+}
+
+// ---- xattrs ----
+
+Result<Xattrs> Overlay::XattrsOf(Node& node) {
+  if (node.orphan) return stack_.work->ListXattrs(WorkName("orphan", node.ino));
+  if (node.in_upper) {
+    BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
+    return layers_[0].layer->ListXattrs(path);
+  }
+  if (node.lower.empty()) return Status::Error(ENOENT, "removed");
+  return layers_[node.lower.front().layer].layer->ListXattrs(node.lower.front().path);
+}
+
+Result<std::string> Overlay::GetXattr(uint64_t ino, const std::string& name) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
+  if (IsInternalXattr(name)) return Status::Error(ENODATA, name);
+  BUILDFS_ASSIGN_OR_RETURN(Xattrs all, XattrsOf(*node));
+  for (auto& [key, value] : all) {
+    if (key == name) return std::move(value);
+  }
+  return Status::Error(ENODATA, name);
+}
+
+Result<std::vector<std::string>> Overlay::ListXattr(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
+  BUILDFS_ASSIGN_OR_RETURN(Xattrs all, XattrsOf(*node));
+  std::vector<std::string> names;
+  for (auto& x : all) names.push_back(std::move(x.first));
+  return names;
+}
+
+Status Overlay::SetXattr(uint64_t ino, const std::string& name, const std::string& value, int flags) {
+  std::lock_guard lock(mu_);
+  if (IsInternalXattr(name)) return Status::Error(EPERM, name + ": reserved by buildfs");
+  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
+  BUILDFS_RETURN_IF_ERROR(CopyUp(*node));
+  BUILDFS_ASSIGN_OR_RETURN(ParentRef ref, UpperRef(*node));
+  std::string path = ProcPath(ref.dir.get(), ref.name);
+  if (lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), flags) != 0) {
+    return Status::FromErrno(name);
+  }
+  return Status::Ok();
+}
+
+Status Overlay::RemoveXattr(uint64_t ino, const std::string& name) {
+  std::lock_guard lock(mu_);
+  if (IsInternalXattr(name)) return Status::Error(ENODATA, name);
+  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
+  BUILDFS_ASSIGN_OR_RETURN(Xattrs all, XattrsOf(*node));
+  bool present = std::any_of(all.begin(), all.end(), [&](const Xattr& x) { return x.first == name; });
+  if (!present) return Status::Error(ENODATA, name);
+  BUILDFS_RETURN_IF_ERROR(CopyUp(*node));
+  BUILDFS_ASSIGN_OR_RETURN(ParentRef ref, UpperRef(*node));
+  std::string path = ProcPath(ref.dir.get(), ref.name);
+  if (lremovexattr(path.c_str(), name.c_str()) != 0) return Status::FromErrno(name);
+  return Status::Ok();
+}
+
+}  // namespace buildfs

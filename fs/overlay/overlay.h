@@ -1,0 +1,269 @@
+// Overlay: the merged tree of a build: the inode table and the merge rules.
+//
+// A stack of layers, topmost first: [0] the build's writable upper, then
+// frozen layers, the shared cache/ and the base commit. Lookup walks the
+// stack top down; whiteouts hide lower entries; an opaque directory hides
+// everything below it; a redirected directory continues below at another
+// path (upper_format.h). Copy-up happens on first modification and is atomic
+// (built in work/, renamed into the upper). Inode numbers are derived from
+// an entry's identity (its origin layer and path, or its upper inode, or the
+// number recorded at copy-up), so they are stable for the mount's life and
+// unchanged by copy-up; nodes are released on Forget.
+//
+// Nothing here knows FUSE: operations take inode numbers and return values or
+// errno Statuses, so the overlay is tested without mounting (overlay_test.cc).
+//
+// Thread-safety: all namespace operations hold mu_. Reads and writes of open
+// files go straight to the handle's fd without it; a handle whose node has
+// moved (copy-up) reopens under mu_ (FileHandle::generation).
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fs/common/fd.h"
+#include "fs/common/path.h"
+#include "fs/common/status.h"
+#include "fs/layers/dir_layer.h"
+#include "fs/layers/layer.h"
+
+namespace buildfs {
+
+inline constexpr uint64_t kRootIno = 1;
+
+// One layer of the stack and what the overlay needs to know of it.
+struct StackLayer {
+  std::shared_ptr<Layer> layer;
+  bool overlay_format = false;  // upper and frozen layers
+};
+
+// The stack a build is mounted with. upper and work are directories on one
+// filesystem; lowers are read-only, topmost first.
+struct LayerStack {
+  std::shared_ptr<DirLayer> upper;
+  std::shared_ptr<DirLayer> work;
+  std::vector<StackLayer> lowers;
+};
+
+// Who is asking (for owners of new entries).
+struct Caller {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+struct EntryOut {
+  uint64_t ino = 0;          // 0: a negative entry (the name does not exist)
+  struct stat st {};
+  bool immutable = false;    // attributes may be cached for long
+};
+
+struct SetAttrIn {
+  bool set_mode = false, set_uid = false, set_gid = false, set_size = false;
+  bool set_atime = false, set_mtime = false, atime_now = false, mtime_now = false;
+  mode_t mode = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  off_t size = 0;
+  struct timespec atime {}, mtime {};
+};
+
+struct DirEntryOut {
+  std::string name;
+  uint64_t ino;
+  mode_t type;
+};
+
+// An open file. `fd` is the file the node was in when the handle last
+// (re)opened it; every fd ever opened for the handle stays open in `fds` until
+// release, so a reader racing with a reopen never uses a closed fd.
+struct FileHandle {
+  std::atomic<int> fd{-1};
+  std::vector<UniqueFd> fds;             // REQUIRES: Overlay::mu_ to change
+  uint64_t ino = 0;
+  uint64_t generation = 0;               // node generation at (re)open
+  const std::atomic<uint64_t>* moved = nullptr;  // the node's generation
+  int flags = 0;
+  bool writable = false;
+  bool keep_cache = false;
+};
+
+// An open directory: its merged listing, taken at opendir.
+struct DirHandle {
+  uint64_t ino = 0;
+  std::vector<DirEntryOut> entries;  // "." and ".." first
+};
+
+class Overlay {
+ public:
+  explicit Overlay(LayerStack stack);
+  ~Overlay();
+  Overlay(const Overlay&) = delete;
+  Overlay& operator=(const Overlay&) = delete;
+
+  // Clears leftovers of an earlier run from work/. Call once before use.
+  Status Prepare();
+
+  // Each successful call that returns an EntryOut with ino != 0 counts one
+  // lookup of that inode, to be given back through Forget.
+  Result<EntryOut> Lookup(uint64_t parent, const std::string& name);
+  void Forget(uint64_t ino, uint64_t nlookup);
+  Result<EntryOut> GetAttr(uint64_t ino);
+  Result<EntryOut> SetAttr(uint64_t ino, const SetAttrIn& in, FileHandle* fh);
+  Result<std::string> ReadLink(uint64_t ino);
+
+  Result<EntryOut> MakeNode(uint64_t parent, const std::string& name, mode_t mode, dev_t rdev,
+                            const Caller& caller);
+  Result<EntryOut> MakeDir(uint64_t parent, const std::string& name, mode_t mode,
+                           const Caller& caller);
+  Result<EntryOut> Symlink(uint64_t parent, const std::string& name, const std::string& target,
+                           const Caller& caller);
+  Result<EntryOut> Link(uint64_t ino, uint64_t new_parent, const std::string& new_name);
+  Status Unlink(uint64_t parent, const std::string& name);
+  Status RmDir(uint64_t parent, const std::string& name);
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  Status Rename(uint64_t parent, const std::string& name, uint64_t new_parent,
+                const std::string& new_name, unsigned flags);
+
+  Result<std::unique_ptr<FileHandle>> Open(uint64_t ino, int flags);
+  Result<std::unique_ptr<FileHandle>> Create(uint64_t parent, const std::string& name, mode_t mode,
+                                             int flags, const Caller& caller, EntryOut* entry);
+  void Release(std::unique_ptr<FileHandle> fh);
+  // The fd to read from; reopens when the node moved since open.
+  Result<int> ReadFd(FileHandle* fh);
+  // The fd to write to (always in the upper).
+  Result<int> WriteFd(FileHandle* fh);
+
+  Result<std::unique_ptr<DirHandle>> OpenDir(uint64_t ino);
+
+  Result<std::string> GetXattr(uint64_t ino, const std::string& name);
+  Result<std::vector<std::string>> ListXattr(uint64_t ino);
+  Status SetXattr(uint64_t ino, const std::string& name, const std::string& value, int flags);
+  Status RemoveXattr(uint64_t ino, const std::string& name);
+  Result<struct statvfs> StatFs();
+
+  // --- stack changes (branch, commit), see stack_switch.cc ---
+
+  // Taken (shared) around every write through a handle's fd, so that a stack
+  // switch never happens in the middle of one.
+  std::shared_lock<std::shared_mutex> GuardWrites() { return std::shared_lock(switch_mu_); }
+  // The upper becomes the topmost frozen layer. `move` does the on-disk part
+  // (rename of the upper directory, build.json) while writes are paused, and
+  // opens the new, empty upper and the frozen layer. Open handles reopen on
+  // their next use: a writer copies up again into the new upper, so the
+  // frozen layer never changes.
+  using FreezeFn = std::function<Status(std::shared_ptr<DirLayer>* new_upper, StackLayer* frozen)>;
+  Status FreezeUpper(const FreezeFn& move);
+  // Replaces every lower layer with `lowers`, which must show the same tree
+  // (after a commit folded the frozen layers into a new base). Live inodes
+  // keep their numbers.
+  Status ReplaceLowers(std::vector<StackLayer> lowers);
+  // The repository object behind `path` when the tree there comes unchanged
+  // from a commit layer (no private layer holds any of it), for commit.
+  std::optional<RepoObject> RepoObjectAt(uint64_t ino);
+
+  // Inspection for tests and the control path.
+  size_t node_count();
+  const LayerStack& stack() const { return stack_; }
+
+ private:
+  struct Source {
+    int layer;  // index into layers_ (0 = upper)
+    std::string path;
+  };
+  struct Node {
+    uint64_t ino = 0;
+    uint64_t nlookup = 0;
+    mode_t type = 0;
+    bool in_upper = false;
+    std::vector<Source> lower;  // dirs: every lower source; others: the one, when !in_upper
+    std::vector<std::pair<uint64_t, std::string>> aliases;  // (parent ino, name)
+    uint64_t child_refs = 0;  // aliases of other nodes naming this one as parent
+    bool orphan = false;      // unlinked while open; kept in work/ until released
+    bool removed = false;     // a removed directory
+    int open_count = 0;
+    std::atomic<uint64_t> generation{0};  // bumped when the node's file moves (copy-up)
+    int64_t subdirs = -1;     // merged directories: cached count of subdirectories
+  };
+  // The result of resolving a name in a directory.
+  struct Resolved {
+    bool found = false;
+    mode_t type = 0;
+    bool in_upper = false;
+    LayerEntry top;            // attributes of the topmost source
+    std::vector<Source> lower;
+    uint64_t ino = 0;
+  };
+
+  // --- resolve.cc ---
+  std::vector<Source> SourcesOf(const Node& dir, const std::string& dir_path) const;
+  Result<Resolved> Resolve(const Node& parent, const std::string& parent_path,
+                           const std::string& name, bool skip_upper = false);
+  Status ResolveRedirect(std::string path, size_t from_layer, std::vector<Source>* out);
+  uint64_t InoFor(const Resolved& r, const std::string& upper_path, const LayerEntry& identity,
+                  const Source& identity_source) const;
+  struct MergedName {
+    std::string name;
+    bool is_dir;
+  };
+  Result<std::vector<MergedName>> MergedNames(const Node& dir, const std::string& dir_path);
+  Result<EntryOut> AttrOf(Node& node);
+
+  // --- nodes ---
+  Result<Node*> Get(uint64_t ino);
+  Result<std::string> PathOf(const Node& node) const;
+  // Adds or refreshes the node for a resolved child; does not count a lookup.
+  Node* Remember(uint64_t parent, const std::string& name, const Resolved& r);
+  void AddAlias(Node* node, uint64_t parent, const std::string& name);
+  void DropAlias(Node* node, uint64_t parent, const std::string& name);
+  void MaybeErase(Node* node);
+  Result<EntryOut> Entry(Node* node);  // AttrOf + one lookup counted
+
+  // --- copy_up.cc ---
+  Status CopyUp(Node& node);
+  // Builds a copy of (layer, path) named `tmp` in work/ with owner, mode,
+  // times, xattrs and the inode number.
+  Status CopyToWork(const Source& src, const std::string& tmp, uint64_t ino, bool dir_only);
+  std::string WorkName(const char* what, uint64_t ino);
+  // Moves work/`tmp` to `path` in the upper (RENAME_NOREPLACE, or over a whiteout).
+  Status InstallFromWork(const std::string& tmp, const std::string& path, bool over_whiteout);
+  bool LowerHas(const Node& parent, const std::string& parent_path, const std::string& name);
+  Result<LayerEntry> UpperEntry(const std::string& path);
+  Status MakeOrphan(Node& node, const std::string& path, bool last_link);
+  // Opens the node's current file; in the upper when `write`.
+  Result<UniqueFd> OpenNode(Node& node, int flags, bool write);
+  Result<Xattrs> XattrsOf(Node& node);
+  // (directory fd, name) of a node's entry in the upper (or work/ for orphans).
+  Result<ParentRef> UpperRef(Node& node);
+  Result<Node*> GetDir(uint64_t ino);
+  bool NegativeCacheable(const Node& dir) const;
+
+  // New entries: built in work/ by `make` then installed at parent/name.
+  template <typename Make>
+  Result<EntryOut> CreateEntry(uint64_t parent, const std::string& name, const Caller& caller,
+                               mode_t mode, Make make);
+
+  LayerStack stack_;
+  std::vector<StackLayer> layers_;  // [0] = upper, then stack_.lowers
+
+  std::shared_mutex switch_mu_;  // exclusive during a stack switch; before mu_
+  std::mutex mu_;
+  std::unordered_map<uint64_t, std::unique_ptr<Node>> nodes_;
+  // Inode numbers whose identity changed in ReplaceLowers: new -> the number in use.
+  std::unordered_map<uint64_t, uint64_t> renumbered_;
+  uint64_t work_seq_ = 0;
+  std::mt19937_64 ino_source_;  // numbers for entries made in this overlay
+};
+
+}  // namespace buildfs

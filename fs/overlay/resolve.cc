@@ -1,0 +1,191 @@
+// The merge rules: how a name resolves through the stack, inode numbers, and
+// merged directory listings. REQUIRES: mu_ held by the caller throughout.
+#include <sys/sysmacros.h>
+
+#include <unordered_set>
+
+#include "fs/common/path.h"
+#include "fs/overlay/overlay.h"
+
+namespace buildfs {
+namespace {
+
+// FNV-1a over the bytes, then a splitmix64 finalizer. Never 0 or kRootIno.
+uint64_t HashIno(std::string_view a, uint64_t x = 0, uint64_t y = 0) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const void* p, size_t n) {
+    auto* b = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) {
+      h ^= b[i];
+      h *= 1099511628211ull;
+    }
+  };
+  mix(a.data(), a.size());
+  mix(&x, sizeof(x));
+  mix(&y, sizeof(y));
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return h <= kRootIno ? h + 2 : h;
+}
+
+}  // namespace
+
+std::vector<Overlay::Source> Overlay::SourcesOf(const Node& dir, const std::string& dir_path) const {
+  std::vector<Source> out;
+  if (dir.in_upper) out.push_back({0, dir_path});
+  out.insert(out.end(), dir.lower.begin(), dir.lower.end());
+  return out;
+}
+
+Status Overlay::ResolveRedirect(std::string path, size_t from_layer, std::vector<Source>* out) {
+  // Walk the redirect target from the roots of the layers below, one component
+  // at a time, so that redirects and whiteouts met on the way apply as in any
+  // lookup.
+  Node walk;
+  walk.type = S_IFDIR;
+  for (size_t l = from_layer; l < layers_.size(); ++l) walk.lower.push_back({static_cast<int>(l), ""});
+  size_t pos = 0;
+  while (pos < path.size() && !walk.lower.empty()) {
+    size_t slash = path.find('/', pos);
+    std::string name = path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+    pos = slash == std::string::npos ? path.size() : slash + 1;
+    if (name.empty()) continue;
+    BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(walk, "", name));
+    if (!r.found || !S_ISDIR(r.type)) return Status::Ok();
+    walk.lower = std::move(r.lower);
+  }
+  out->insert(out->end(), walk.lower.begin(), walk.lower.end());
+  return Status::Ok();
+}
+
+uint64_t Overlay::InoFor(const Resolved& r, const std::string& upper_path,
+                         const LayerEntry& identity, const Source& identity_source) const {
+  if (r.top.ino != 0) return r.top.ino;
+  if (layers_[identity_source.layer].overlay_format) {
+    // Entries made in an upper keep their number when the upper is frozen.
+    return HashIno("inode", identity.st.st_dev, identity.st.st_ino);
+  }
+  (void)upper_path;
+  return HashIno(layers_[identity_source.layer].layer->key() + "\n" + identity_source.path);
+}
+
+Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string& parent_path,
+                                           const std::string& name, bool skip_upper) {
+  // "." and ".." would reach outside the layer roots; the kernel never sends them.
+  if (!IsValidName(name)) return Status::Error(EINVAL, "invalid name '" + name + "'");
+  Resolved r;
+  LayerEntry identity;
+  Source identity_source{0, ""};
+  std::string child_path = JoinPath(parent_path, name);
+  for (const Source& src : SourcesOf(parent, parent_path)) {
+    if (skip_upper && src.layer == 0) continue;
+    std::string path = JoinPath(src.path, name);
+    BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layers_[src.layer].layer->Lookup(path));
+    if (e.kind == LayerEntry::kAbsent) continue;
+    if (e.kind == LayerEntry::kWhiteout) break;
+    bool is_dir = S_ISDIR(e.st.st_mode);
+    if (!r.found) {
+      r.found = true;
+      r.type = e.st.st_mode & S_IFMT;
+      if (src.layer == 0) {
+        r.in_upper = true;
+      } else {
+        r.lower.push_back({src.layer, path});
+      }
+      identity = e;
+      identity_source = {src.layer, path};
+      r.top = e;
+      if (!is_dir) break;
+    } else {
+      if (!is_dir) break;  // a non-directory below a directory is hidden
+      r.lower.push_back({src.layer, path});
+      identity = e;
+      identity_source = {src.layer, path};
+    }
+    if (e.opaque) break;
+    if (!e.redirect.empty()) {
+      size_t before = r.lower.size();
+      BUILDFS_RETURN_IF_ERROR(ResolveRedirect(e.redirect, static_cast<size_t>(src.layer) + 1, &r.lower));
+      if (r.lower.size() > before) {
+        const Source& bottom = r.lower.back();
+        identity_source = bottom;
+        BUILDFS_ASSIGN_OR_RETURN(identity, layers_[bottom.layer].layer->Lookup(bottom.path));
+      }
+      break;
+    }
+  }
+  if (r.found) {
+    r.ino = InoFor(r, child_path, identity, identity_source);
+    auto renumbered = renumbered_.find(r.ino);
+    if (renumbered != renumbered_.end()) r.ino = renumbered->second;
+  }
+  return r;
+}
+
+Result<std::vector<Overlay::MergedName>> Overlay::MergedNames(const Node& dir,
+                                                             const std::string& dir_path) {
+  std::vector<MergedName> out;
+  std::unordered_set<std::string> seen;
+  std::vector<LayerDirent> entries;
+  for (const Source& src : SourcesOf(dir, dir_path)) {
+    entries.clear();
+    Status st = layers_[src.layer].layer->ReadDir(src.path, &entries);
+    if (!st.ok()) {
+      if (st.code() == ENOENT || st.code() == ENOTDIR) continue;
+      return st;
+    }
+    for (auto& e : entries) {
+      if (!seen.insert(e.name).second) continue;
+      if (!e.whiteout) out.push_back({std::move(e.name), e.is_dir});
+    }
+  }
+  return out;
+}
+
+Result<EntryOut> Overlay::AttrOf(Node& node) {
+  EntryOut out;
+  LayerEntry e;
+  if (node.orphan) {
+    BUILDFS_ASSIGN_OR_RETURN(e, stack_.work->Lookup(WorkName("orphan", node.ino)));
+    if (e.st.st_nlink > 0) e.st.st_nlink -= 1;  // work/ holds the last link
+  } else if (node.removed && node.open_count > 0 && !S_ISDIR(node.type) && !node.lower.empty()) {
+    // Unlinked while open, from a read-only layer: it is still there to stat.
+    const Source& src = node.lower.front();
+    BUILDFS_ASSIGN_OR_RETURN(e, layers_[src.layer].layer->Lookup(src.path));
+    if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, "removed");
+    e.st.st_nlink = 0;
+  } else if (node.removed) {
+    return Status::Error(ENOENT, "removed");
+  } else {
+    BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
+    if (node.in_upper) {
+      BUILDFS_ASSIGN_OR_RETURN(e, layers_[0].layer->Lookup(path));
+    } else if (!node.lower.empty()) {
+      const Source& src = node.lower.front();
+      BUILDFS_ASSIGN_OR_RETURN(e, layers_[src.layer].layer->Lookup(src.path));
+      out.immutable = layers_[src.layer].layer->immutable();
+    }
+    if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, path);
+    if (S_ISDIR(e.st.st_mode) && (node.in_upper ? 1 : 0) + node.lower.size() > 1) {
+      // A merged directory: count the subdirectories the merge shows. Every
+      // change to the directory goes through this overlay, which resets the count.
+      if (node.subdirs < 0) {
+        BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(node, path));
+        node.subdirs = 0;
+        for (const auto& n : names) node.subdirs += n.is_dir ? 1 : 0;
+      }
+      e.st.st_nlink = 2 + static_cast<nlink_t>(node.subdirs);
+    }
+  }
+  out.st = e.st;
+  out.st.st_ino = node.ino;
+  out.st.st_dev = 0;
+  out.ino = node.ino;
+  if (node.in_upper || node.orphan) out.immutable = true;  // changed only through this mount
+  return out;
+}
+
+}  // namespace buildfs

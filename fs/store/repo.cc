@@ -1,0 +1,369 @@
+#include "fs/store/repo.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gio/gunixinputstream.h>
+#include <ostree.h>
+#include <sys/sysmacros.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "fs/common/fd.h"
+#include "fs/common/path.h"
+
+namespace buildfs {
+namespace {
+
+// Turns a GError into a Status and frees it.
+Status FromGError(GError* error, const std::string& what) {
+  std::string msg = what + ": " + (error ? error->message : "unknown error");
+  int code = EIO;
+  if (error && error->domain == G_IO_ERROR) {
+    if (error->code == G_IO_ERROR_NOT_FOUND) code = ENOENT;
+    if (error->code == G_IO_ERROR_NO_SPACE) code = ENOSPC;
+    if (error->code == G_IO_ERROR_PERMISSION_DENIED) code = EACCES;
+  }
+  if (error) g_error_free(error);
+  return Status::Error(code, msg);
+}
+
+GVariant* XattrsVariant(const Xattrs& xattrs) {
+  GVariantBuilder b;
+  g_variant_builder_init(&b, G_VARIANT_TYPE("a(ayay)"));
+  for (const auto& [key, value] : xattrs) {
+    g_variant_builder_add(&b, "(@ay@ay)", g_variant_new_bytestring(key.c_str()),
+                          g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, value.data(),
+                                                    value.size(), 1));
+  }
+  return g_variant_ref_sink(g_variant_builder_end(&b));
+}
+
+Xattrs Storable(const Xattrs& in) {
+  Xattrs out;
+  for (const auto& x : in) {
+    if (!IsInternalXattr(x.first)) out.push_back(x);
+  }
+  return out;
+}
+
+std::string ChecksumHex(guchar* csum) {
+  char hex[OSTREE_SHA256_STRING_LEN + 1];
+  ostree_checksum_inplace_from_bytes(csum, hex);
+  g_free(csum);
+  return hex;
+}
+
+}  // namespace
+
+// ---- CommitBuilder ----
+
+CommitBuilder::CommitBuilder(Repo* repo) : repo_(repo) { root_ = ostree_mutable_tree_new(); }
+
+CommitBuilder::~CommitBuilder() {
+  if (in_transaction_) ostree_repo_abort_transaction(repo_->raw(), nullptr, nullptr);
+  if (root_) g_object_unref(root_);
+  if (lock_) ostree_repo_auto_lock_cleanup(static_cast<OstreeRepoAutoLock*>(lock_));
+}
+
+Status CommitBuilder::SetDirMeta(Dir dir, uid_t uid, gid_t gid, mode_t mode, const Xattrs& xattrs) {
+  GFileInfo* info = g_file_info_new();
+  g_file_info_set_file_type(info, G_FILE_TYPE_DIRECTORY);
+  g_file_info_set_attribute_uint32(info, "unix::uid", uid);
+  g_file_info_set_attribute_uint32(info, "unix::gid", gid);
+  g_file_info_set_attribute_uint32(info, "unix::mode", S_IFDIR | (mode & 07777));
+  GVariant* xv = XattrsVariant(Storable(xattrs));
+  GVariant* meta = g_variant_ref_sink(ostree_create_directory_metadata(info, xv));
+  g_variant_unref(xv);
+  g_object_unref(info);
+  guchar* csum = nullptr;
+  GError* error = nullptr;
+  gboolean ok = ostree_repo_write_metadata(repo_->raw(), OSTREE_OBJECT_TYPE_DIR_META, nullptr,
+                                           meta, &csum, nullptr, &error);
+  g_variant_unref(meta);
+  if (!ok) return FromGError(error, "writing directory metadata");
+  std::string hex = ChecksumHex(csum);
+  ostree_mutable_tree_set_metadata_checksum(dir, hex.c_str());
+  return Status::Ok();
+}
+
+Result<CommitBuilder::Dir> CommitBuilder::AddDir(Dir parent, const std::string& name) {
+  OstreeMutableTree* sub = nullptr;
+  GError* error = nullptr;
+  if (!ostree_mutable_tree_ensure_dir(parent, name.c_str(), &sub, &error)) {
+    return FromGError(error, name);
+  }
+  g_object_unref(sub);  // the parent keeps it alive
+  return sub;
+}
+
+Status CommitBuilder::AddTree(Dir parent, const std::string& name, const std::string& tree,
+                              const std::string& meta) {
+  BUILDFS_ASSIGN_OR_RETURN(Dir sub, AddDir(parent, name));
+  return FillFromTree(sub, tree, meta);
+}
+
+Status CommitBuilder::FillFromTree(Dir dir, const std::string& tree, const std::string& meta) {
+  if (!ostree_mutable_tree_fill_empty_from_dirtree(dir, repo_->raw(), tree.c_str(), meta.c_str())) {
+    return Status::Error(EEXIST, "tree " + tree + ": directory not empty");
+  }
+  return Status::Ok();
+}
+
+Status CommitBuilder::AddFile(Dir parent, const std::string& name, const std::string& checksum) {
+  GError* error = nullptr;
+  if (!ostree_mutable_tree_replace_file(parent, name.c_str(), checksum.c_str(), &error)) {
+    return FromGError(error, name);
+  }
+  return Status::Ok();
+}
+
+Result<std::string> CommitBuilder::WriteEntry(int dir_fd, const std::string& name,
+                                              const struct stat& st, const Xattrs& xattrs) {
+  if (S_ISREG(st.st_mode)) {
+    UniqueFd fd(openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return Status::FromErrno(name);
+    return WriteContent(st, xattrs, fd.get(), "");
+  }
+  if (S_ISLNK(st.st_mode)) {
+    char target[PATH_MAX + 1];
+    ssize_t n = readlinkat(dir_fd, name.c_str(), target, PATH_MAX);
+    if (n < 0) return Status::FromErrno(name);
+    return WriteContent(st, xattrs, -1, std::string(target, static_cast<size_t>(n)));
+  }
+  return WriteContent(st, xattrs, -1, "");
+}
+
+Result<std::string> CommitBuilder::WriteContent(const struct stat& st, const Xattrs& xattrs, int fd,
+                                                const std::string& symlink_target) {
+  Xattrs stored = Storable(xattrs);
+  GFileInfo* info = g_file_info_new();
+  g_file_info_set_attribute_uint32(info, "unix::uid", st.st_uid);
+  g_file_info_set_attribute_uint32(info, "unix::gid", st.st_gid);
+  GInputStream* input = nullptr;
+  guint64 size = 0;
+  if (S_ISREG(st.st_mode)) {
+    // The stream gets its own fd: it closes it.
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    struct stat now;
+    if (own < 0 || fstat(own, &now) != 0 || lseek(own, 0, SEEK_SET) < 0) {
+      if (own >= 0) close(own);
+      g_object_unref(info);
+      return Status::FromErrno("reading content");
+    }
+    size = static_cast<guint64>(now.st_size);
+    input = g_unix_input_stream_new(own, TRUE);
+    g_file_info_set_file_type(info, G_FILE_TYPE_REGULAR);
+    g_file_info_set_attribute_uint32(info, "unix::mode", st.st_mode);
+  } else if (S_ISLNK(st.st_mode)) {
+    g_file_info_set_file_type(info, G_FILE_TYPE_SYMBOLIC_LINK);
+    g_file_info_set_symlink_target(info, symlink_target.c_str());
+    g_file_info_set_attribute_uint32(info, "unix::mode", st.st_mode);
+  } else {
+    stored.emplace_back(kSpecialXattr, EncodeSpecial(st.st_mode, st.st_rdev));
+    std::sort(stored.begin(), stored.end());
+    g_file_info_set_file_type(info, G_FILE_TYPE_REGULAR);
+    g_file_info_set_attribute_uint32(info, "unix::mode", S_IFREG | (st.st_mode & 07777));
+    input = g_memory_input_stream_new();
+  }
+  g_file_info_set_size(info, static_cast<goffset>(size));
+  GVariant* xv = XattrsVariant(stored);
+  GInputStream* content = nullptr;
+  guint64 length = 0;
+  GError* error = nullptr;
+  gboolean ok = ostree_raw_file_to_content_stream(input, info, xv, &content, &length, nullptr, &error);
+  guchar* csum = nullptr;
+  if (ok) ok = ostree_repo_write_content(repo_->raw(), nullptr, content, length, &csum, nullptr, &error);
+  g_variant_unref(xv);
+  g_object_unref(info);
+  if (input) g_object_unref(input);
+  if (content) g_object_unref(content);
+  if (!ok) return FromGError(error, "writing content");
+  return ChecksumHex(csum);
+}
+
+Result<std::string> CommitBuilder::Finish(const std::string& ref, const std::string& parent,
+                                          const std::string& subject) {
+  GError* error = nullptr;
+  GFile* root = nullptr;
+  if (!ostree_repo_write_mtree(repo_->raw(), root_, &root, nullptr, &error)) {
+    return FromGError(error, "writing tree");
+  }
+  char* commit = nullptr;
+  gboolean ok = ostree_repo_write_commit(repo_->raw(), parent.empty() ? nullptr : parent.c_str(),
+                                         subject.c_str(), nullptr, nullptr, OSTREE_REPO_FILE(root),
+                                         &commit, nullptr, &error);
+  g_object_unref(root);
+  if (!ok) return FromGError(error, "writing commit");
+  std::string checksum = commit;
+  g_free(commit);
+  ostree_repo_transaction_set_ref(repo_->raw(), nullptr, ref.c_str(), checksum.c_str());
+  if (!ostree_repo_commit_transaction(repo_->raw(), nullptr, nullptr, &error)) {
+    return FromGError(error, "committing transaction");
+  }
+  in_transaction_ = false;
+  return checksum;
+}
+
+// ---- Repo ----
+
+Repo::~Repo() { g_object_unref(repo_); }
+
+Result<std::unique_ptr<Repo>> Repo::Create(const std::string& path) {
+  GFile* file = g_file_new_for_path(path.c_str());
+  OstreeRepo* repo = ostree_repo_new(file);
+  g_object_unref(file);
+  GError* error = nullptr;
+  if (!ostree_repo_create(repo, OSTREE_REPO_MODE_BARE_USER, nullptr, &error)) {
+    g_object_unref(repo);
+    return FromGError(error, path);
+  }
+  return std::unique_ptr<Repo>(new Repo(repo, path));
+}
+
+Result<std::unique_ptr<Repo>> Repo::Open(const std::string& path) {
+  GFile* file = g_file_new_for_path(path.c_str());
+  OstreeRepo* repo = ostree_repo_new(file);
+  g_object_unref(file);
+  GError* error = nullptr;
+  if (!ostree_repo_open(repo, nullptr, &error)) {
+    g_object_unref(repo);
+    return FromGError(error, path);
+  }
+  if (ostree_repo_get_mode(repo) != OSTREE_REPO_MODE_BARE_USER) {
+    g_object_unref(repo);
+    return Status::Error(EINVAL, path + ": repository mode must be bare-user");
+  }
+  return std::unique_ptr<Repo>(new Repo(repo, path));
+}
+
+Result<std::string> Repo::ResolveRef(const std::string& ref) {
+  char* rev = nullptr;
+  GError* error = nullptr;
+  if (!ostree_repo_resolve_rev(repo_, ref.c_str(), TRUE, &rev, &error)) {
+    return FromGError(error, ref);
+  }
+  if (!rev) return Status::Error(ENOENT, "no ref " + ref);
+  std::string out = rev;
+  g_free(rev);
+  return out;
+}
+
+Result<std::vector<std::string>> Repo::ListRefs(const std::string& prefix_in) {
+  std::string prefix = prefix_in;
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();  // OSTree refuses "a/"
+  GHashTable* refs = nullptr;
+  GError* error = nullptr;
+  if (!ostree_repo_list_refs_ext(repo_, prefix.empty() ? nullptr : prefix.c_str(), &refs,
+                                 OSTREE_REPO_LIST_REFS_EXT_NONE, nullptr, &error)) {
+    return FromGError(error, "listing refs");
+  }
+  std::vector<std::string> out;
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init(&it, refs);
+  while (g_hash_table_iter_next(&it, &key, &value)) out.emplace_back(static_cast<char*>(key));
+  g_hash_table_unref(refs);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status Repo::SetRef(const std::string& ref, const std::string& checksum) {
+  GError* error = nullptr;
+  if (!ostree_repo_set_ref_immediate(repo_, nullptr, ref.c_str(),
+                                     checksum.empty() ? nullptr : checksum.c_str(), nullptr, &error)) {
+    return FromGError(error, ref);
+  }
+  return Status::Ok();
+}
+
+Status Repo::DeleteRef(const std::string& ref) { return SetRef(ref, ""); }
+
+Result<std::unique_ptr<CommitBuilder>> Repo::BeginCommit() {
+  std::unique_ptr<CommitBuilder> b(new CommitBuilder(this));
+  GError* error = nullptr;
+  OstreeRepoAutoLock* lock =
+      ostree_repo_auto_lock_push(repo_, OSTREE_REPO_LOCK_SHARED, nullptr, &error);
+  if (!lock) return FromGError(error, "locking repository");
+  b->lock_ = lock;
+  if (!ostree_repo_prepare_transaction(repo_, nullptr, nullptr, &error)) {
+    return FromGError(error, "starting transaction");
+  }
+  b->in_transaction_ = true;
+  return b;
+}
+
+namespace {
+
+Status AddDirectoryContents(CommitBuilder& b, CommitBuilder::Dir mdir, int dir_fd,
+                            const std::string& where) {
+  int fd = dup(dir_fd);
+  if (fd < 0) return Status::FromErrno(where);
+  DIR* d = fdopendir(fd);
+  if (!d) {
+    close(fd);
+    return Status::FromErrno(where);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  closedir(d);
+  for (const auto& name : names) {
+    std::string path = JoinPath(where, name);
+    struct stat st;
+    if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Status::FromErrno(path);
+    BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, ReadXattrsAt(dir_fd, name));
+    if (S_ISDIR(st.st_mode)) {
+      BUILDFS_ASSIGN_OR_RETURN(CommitBuilder::Dir sub, b.AddDir(mdir, name));
+      BUILDFS_RETURN_IF_ERROR(b.SetDirMeta(sub, st.st_uid, st.st_gid, st.st_mode, xattrs));
+      UniqueFd sub_fd(openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub_fd.valid()) return Status::FromErrno(path);
+      BUILDFS_RETURN_IF_ERROR(AddDirectoryContents(b, sub, sub_fd.get(), path));
+    } else {
+      auto csum = b.WriteEntry(dir_fd, name, st, xattrs);
+      if (!csum.ok()) return csum.status().With(where.empty() ? "." : where);
+      BUILDFS_RETURN_IF_ERROR(b.AddFile(mdir, name, csum.value()));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> Repo::CommitDirectory(const std::string& dir, const std::string& ref,
+                                          const std::string& subject) {
+  BUILDFS_ASSIGN_OR_RETURN(auto builder, BeginCommit());
+  if (dir.empty()) {
+    BUILDFS_RETURN_IF_ERROR(builder->SetDirMeta(builder->root(), 0, 0, 0755, {}));
+  } else {
+    UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) return Status::FromErrno(dir);
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) return Status::FromErrno(dir);
+    BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, ReadXattrsAt(fd.get(), ""));
+    BUILDFS_RETURN_IF_ERROR(builder->SetDirMeta(builder->root(), st.st_uid, st.st_gid, st.st_mode, xattrs));
+    BUILDFS_RETURN_IF_ERROR(AddDirectoryContents(*builder, builder->root(), fd.get(), ""));
+  }
+  return builder->Finish(ref, "", subject);
+}
+
+Result<Repo::PruneStats> Repo::Prune() {
+  GError* error = nullptr;
+  OstreeRepoAutoLock* lock =
+      ostree_repo_auto_lock_push(repo_, OSTREE_REPO_LOCK_EXCLUSIVE, nullptr, &error);
+  if (!lock) return FromGError(error, "locking repository");
+  PruneStats stats;
+  guint64 freed = 0;
+  gboolean ok = ostree_repo_prune(repo_, OSTREE_REPO_PRUNE_FLAGS_REFS_ONLY, -1, &stats.objects_total,
+                                  &stats.objects_pruned, &freed, nullptr, &error);
+  ostree_repo_auto_lock_cleanup(lock);
+  if (!ok) return FromGError(error, "pruning");
+  stats.bytes_freed = freed;
+  return stats;
+}
+
+}  // namespace buildfs

@@ -1,0 +1,106 @@
+// The workspace's OSTree repository: create, open, refs, commits, prune.
+//
+// This is the only code that includes <ostree.h>. The read path of the
+// filesystem does not come through here (see objects.h); this is for the CLI
+// and the commit path. A Repo is used from one thread at a time; separate
+// processes may use the same repository at once (OSTree's repo lock: writers
+// take it shared, prune takes it exclusive).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fs/common/status.h"
+#include "fs/common/xattr.h"
+#include "fs/store/objects.h"
+
+typedef struct OstreeRepo OstreeRepo;
+typedef struct OstreeMutableTree OstreeMutableTree;
+
+namespace buildfs {
+
+class Repo;
+
+// One commit being written. Directories are OstreeMutableTree handles owned by
+// the builder. REQUIRES: used from one thread.
+class CommitBuilder {
+ public:
+  using Dir = OstreeMutableTree*;
+  ~CommitBuilder();
+  CommitBuilder(const CommitBuilder&) = delete;
+  CommitBuilder& operator=(const CommitBuilder&) = delete;
+
+  Dir root() const { return root_; }
+  Status SetDirMeta(Dir dir, uid_t uid, gid_t gid, mode_t mode, const Xattrs& xattrs);
+  Result<Dir> AddDir(Dir parent, const std::string& name);
+  // Adds an existing tree of the repo (no copying, no hashing) as `name`.
+  Status AddTree(Dir parent, const std::string& name, const std::string& tree,
+                 const std::string& meta);
+  // Replaces the contents of `dir` with an existing tree (its entries load lazily).
+  Status FillFromTree(Dir dir, const std::string& tree, const std::string& meta);
+  Status AddFile(Dir parent, const std::string& name, const std::string& checksum);
+  // Hashes and stores the entry `name` in `dir_fd` (regular file, symlink or
+  // special file) with `st`'s owner and mode and the given xattrs; returns the
+  // content checksum.
+  Result<std::string> WriteEntry(int dir_fd, const std::string& name, const struct stat& st,
+                                 const Xattrs& xattrs);
+  // The same for an entry given by its attributes and, for a regular file, an
+  // fd open on its content (read from offset 0), or, for a symlink, its target.
+  Result<std::string> WriteContent(const struct stat& st, const Xattrs& xattrs, int fd,
+                                   const std::string& symlink_target);
+  // Writes the tree and the commit, points `ref` at it, and ends the
+  // transaction. `parent` may be "". Returns the commit checksum.
+  Result<std::string> Finish(const std::string& ref, const std::string& parent,
+                             const std::string& subject);
+
+ private:
+  friend class Repo;
+  explicit CommitBuilder(Repo* repo);
+  Repo* repo_;
+  Dir root_ = nullptr;
+  bool in_transaction_ = false;
+  void* lock_ = nullptr;  // OstreeRepoAutoLock*
+};
+
+class Repo {
+ public:
+  static Result<std::unique_ptr<Repo>> Create(const std::string& path);
+  static Result<std::unique_ptr<Repo>> Open(const std::string& path);
+  ~Repo();
+  Repo(const Repo&) = delete;
+  Repo& operator=(const Repo&) = delete;
+
+  const std::string& path() const { return path_; }
+  OstreeRepo* raw() const { return repo_; }
+
+  // The commit `ref` points at; ENOENT when there is no such ref.
+  Result<std::string> ResolveRef(const std::string& ref);
+  // Refs under `prefix` (e.g. "builds/demo/"), as full names.
+  Result<std::vector<std::string>> ListRefs(const std::string& prefix);
+  Status SetRef(const std::string& ref, const std::string& checksum);
+  Status DeleteRef(const std::string& ref);
+
+  // Starts a commit (a transaction under the shared repo lock).
+  Result<std::unique_ptr<CommitBuilder>> BeginCommit();
+  // Commits the directory tree at `dir` ("" = an empty tree) as `ref`.
+  Result<std::string> CommitDirectory(const std::string& dir, const std::string& ref,
+                                      const std::string& subject);
+
+  struct PruneStats {
+    int objects_total = 0;
+    int objects_pruned = 0;
+    uint64_t bytes_freed = 0;
+  };
+  // Deletes the objects no ref reaches, under the exclusive repo lock.
+  Result<PruneStats> Prune();
+
+ private:
+  Repo(OstreeRepo* repo, std::string path) : repo_(repo), path_(std::move(path)) {}
+  OstreeRepo* repo_;
+  std::string path_;
+};
+
+}  // namespace buildfs

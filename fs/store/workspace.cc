@@ -1,0 +1,150 @@
+#include "fs/store/workspace.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <nlohmann/json.hpp>
+
+#include "fs/common/path.h"
+#include "fs/store/repo.h"
+
+namespace buildfs {
+namespace {
+
+Status MakeDir(const std::string& path, mode_t mode = 0755) {
+  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return Status::FromErrno(path);
+  return Status::Ok();
+}
+
+std::string RealPath(const std::string& p) {
+  char buf[PATH_MAX];
+  return realpath(p.c_str(), buf) ? std::string(buf) : std::string();
+}
+
+}  // namespace
+
+Status ValidateBuildName(const std::string& name) {
+  auto bad = [&](const std::string& why) {
+    return Status::Error(EINVAL, "invalid build name '" + name + "': " + why);
+  };
+  if (name.empty()) return bad("empty");
+  if (name.size() > 100) return bad("longer than 100 characters");
+  if (name[0] == '-') return bad("starts with '-'");
+  if (name[0] == '.') return bad("starts with '.'");
+  if (name.find("..") != std::string::npos) return bad("contains '..'");
+  for (unsigned char c : name) {
+    if (c == '/') return bad("contains '/'");
+    if (std::isspace(c)) return bad("contains whitespace");
+    if (std::iscntrl(c)) return bad("contains a control character");
+  }
+  static const char* kReserved[] = {"repo", "src", "cache"};
+  for (const char* r : kReserved) {
+    if (name == r) return bad("'" + name + "' is a workspace directory");
+  }
+  return Status::Ok();
+}
+
+Result<Workspace> Workspace::Init(const std::string& dir) {
+  BUILDFS_RETURN_IF_ERROR(MakeDir(dir));
+  std::string root = RealPath(dir);
+  if (root.empty()) return Status::FromErrno(dir);
+  struct stat st;
+  if (stat((root + "/.buildfs").c_str(), &st) == 0) {
+    return Status::Error(EEXIST, root + ": already a workspace");
+  }
+  Workspace ws(root);
+  // repo/ first: if it fails nothing else of the workspace exists yet.
+  if (stat(ws.repo_path().c_str(), &st) != 0) {
+    auto repo = Repo::Create(ws.repo_path());
+    if (!repo.ok()) return repo.status();
+  }
+  for (const auto& p : {ws.root_ + "/src", ws.cache_path(), ws.state_path() + ".tmp"}) {
+    BUILDFS_RETURN_IF_ERROR(MakeDir(p));
+  }
+  std::string tmp = ws.state_path() + ".tmp";
+  BUILDFS_RETURN_IF_ERROR(MakeDir(tmp + "/builds"));
+  BUILDFS_RETURN_IF_ERROR(MakeDir(tmp + "/layers"));
+  nlohmann::json config = {{"format", 1}};
+  BUILDFS_RETURN_IF_ERROR(WriteFileAtomic(tmp + "/config.json", config.dump(2) + "\n"));
+  // The state directory appears whole or not at all.
+  if (rename(tmp.c_str(), ws.state_path().c_str()) != 0) return Status::FromErrno(ws.state_path());
+  return ws;
+}
+
+Result<Workspace> Workspace::Find(const std::string& start) {
+  std::string dir = RealPath(start);
+  if (dir.empty()) return Status::FromErrno(start);
+  for (;;) {
+    struct stat st;
+    if (stat((dir + "/.buildfs/config.json").c_str(), &st) == 0) return Workspace(dir);
+    if (dir == "/" || dir.empty()) break;
+    size_t slash = dir.rfind('/');
+    dir = slash == 0 ? "/" : dir.substr(0, slash);
+  }
+  return Status::Error(ENOENT, "not inside a buildfs workspace (looked upward from " + start +
+                                   "); hint: buildfs init DIR, or -C DIR");
+}
+
+std::string Workspace::BuildAt(const std::string& cwd) const {
+  // The mount point may be dead (ENOTCONN), so work on the path string.
+  std::string prefix = root_ + "/";
+  if (cwd.rfind(prefix, 0) != 0) return "";
+  std::string rest = cwd.substr(prefix.size());
+  std::string name = rest.substr(0, rest.find('/'));
+  return HasBuild(name) ? name : "";
+}
+
+bool Workspace::HasBuild(const std::string& name) const {
+  if (!ValidateBuildName(name).ok()) return false;
+  struct stat st;
+  return stat((build_path(name) + "/build.json").c_str(), &st) == 0;
+}
+
+std::vector<std::string> Workspace::ListBuilds() const {
+  std::vector<std::string> out;
+  DIR* d = opendir((state_path() + "/builds").c_str());
+  if (!d) return out;
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (HasBuild(n)) out.push_back(n);
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<BuildInfo> Workspace::LoadBuild(const std::string& name) const {
+  BUILDFS_RETURN_IF_ERROR(ValidateBuildName(name));
+  auto text = ReadFile(build_path(name) + "/build.json");
+  if (!text.ok()) {
+    if (text.code() == ENOENT) return Status::Error(ENOENT, "no build named '" + name + "'");
+    return text.status();
+  }
+  try {
+    auto j = nlohmann::json::parse(text.value());
+    BuildInfo info;
+    info.name = name;
+    info.base = j.at("base").get<std::string>();
+    info.layers = j.value("layers", std::vector<std::string>{});
+    info.pending_freeze = j.value("pending_freeze", std::string());
+    return info;
+  } catch (const std::exception& e) {
+    return Status::Error(EINVAL, build_path(name) + "/build.json: " + e.what());
+  }
+}
+
+std::string BuildJson(const BuildInfo& info) {
+  nlohmann::json j = {{"format", 1}, {"name", info.name}, {"base", info.base}, {"layers", info.layers}};
+  if (!info.pending_freeze.empty()) j["pending_freeze"] = info.pending_freeze;
+  return j.dump(2) + "\n";
+}
+
+Status Workspace::SaveBuild(const BuildInfo& info) const {
+  return WriteFileAtomic(build_path(info.name) + "/build.json", BuildJson(info));
+}
+
+}  // namespace buildfs
