@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: sets everything up, then shows a build directory at work on the
 # example tree in examples/hello: init, new, mount, build inside the mount,
-# write, list, umount, mount again, and the change is still there.
+# write, list, umount, mount again (the change is still there), status,
+# branch, commit, log.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 buildfs=$("$top/tools/build.sh" buildfs)
@@ -39,6 +40,17 @@ run ls demo demo/source
 run cat demo/notes.txt
 step "./demo/hello"
 ./demo/hello
+run "$buildfs" status demo
+run "$buildfs" diff demo notes.txt
+run "$buildfs" branch demo bugfix
+run "$buildfs" mount bugfix
+step "echo 'only on the branch' >> bugfix/notes.txt"
+echo 'only on the branch' >> bugfix/notes.txt
+run cat demo/notes.txt bugfix/notes.txt
+run "$buildfs" commit demo -m "built hello, moved src/"
+run "$buildfs" log demo
+run "$buildfs" status demo
 run "$buildfs" list --json
 run "$buildfs" umount demo
-printf '\nThe demo workspace is %s; the build kept its changes in %s.\n' "$ws" "$ws/.buildfs/builds/demo/upper"
+run "$buildfs" umount bugfix
+printf "\nThe demo workspace is %s: try buildfs -C %s list\n" "$ws" "$ws"
