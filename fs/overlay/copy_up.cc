@@ -50,7 +50,8 @@ std::string Overlay::WorkName(const char* what, uint64_t ino) {
   return std::string(what) + "-" + std::to_string(ino) + "-" + std::to_string(++work_seq_);
 }
 
-Status Overlay::CopyToWork(const Source& src, const std::string& tmp, uint64_t ino, bool dir_only) {
+Status Overlay::CopyToWork(const Source& src, const std::string& tmp, uint64_t ino, bool dir_only,
+                           bool with_data) {
   Layer& layer = *layers_[src.layer].layer;
   int work = stack_.work->root_fd();
   BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layer.Lookup(src.path));
@@ -62,10 +63,12 @@ Status Overlay::CopyToWork(const Source& src, const std::string& tmp, uint64_t i
   } else if (dir_only) {
     return Status::Error(ENOTDIR, src.path);
   } else if (S_ISREG(st.st_mode)) {
-    BUILDFS_ASSIGN_OR_RETURN(UniqueFd from, layer.Open(src.path, O_RDONLY));
     UniqueFd to(openat(work, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!to.valid()) return Status::FromErrno(tmp);
-    made = CopyData(from.get(), to.get());
+    if (with_data) {
+      BUILDFS_ASSIGN_OR_RETURN(UniqueFd from, layer.Open(src.path, O_RDONLY));
+      made = CopyData(from.get(), to.get());
+    }
   } else if (S_ISLNK(st.st_mode)) {
     BUILDFS_ASSIGN_OR_RETURN(std::string target, layer.ReadLink(src.path));
     if (symlinkat(target.c_str(), work, tmp.c_str()) != 0) return Status::FromErrno(tmp);
@@ -123,7 +126,7 @@ Status Overlay::InstallFromWork(const std::string& tmp, const std::string& path,
   return Status::Ok();
 }
 
-Status Overlay::CopyUp(Node& node) {
+Status Overlay::CopyUp(Node& node, bool with_data) {
   if (node.in_upper || node.orphan) return Status::Ok();
   if (node.removed || node.aliases.empty()) return Status::Error(ENOENT, "copy-up of a removed entry");
   BUILDFS_ASSIGN_OR_RETURN(Node * parent, Get(node.aliases.front().first));
@@ -131,7 +134,7 @@ Status Overlay::CopyUp(Node& node) {
   BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
   if (node.lower.empty()) return Status::Error(EIO, path + ": no layer holds it");
   std::string tmp = WorkName("copyup", node.ino);
-  BUILDFS_RETURN_IF_ERROR(CopyToWork(node.lower.front(), tmp, node.ino, false));
+  BUILDFS_RETURN_IF_ERROR(CopyToWork(node.lower.front(), tmp, node.ino, false, with_data));
   BUILDFS_RETURN_IF_ERROR(InstallFromWork(tmp, path, false));
   node.in_upper = true;
   if (!S_ISDIR(node.type)) {

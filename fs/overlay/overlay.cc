@@ -230,11 +230,11 @@ Result<struct statvfs> Overlay::StatFs() {
 
 // ---- open files ----
 
-Result<UniqueFd> Overlay::OpenNode(Node& node, int flags, bool write) {
+Result<UniqueFd> Overlay::OpenNode(Node& node, int flags, bool write, bool with_data) {
   // Only flags that mean something for the layer file: the kernel's open
   // flags carry bits (e.g. for exec) that openat2 refuses.
   int oflags = (flags & (O_ACCMODE | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME)) | O_CLOEXEC;
-  if (write) BUILDFS_RETURN_IF_ERROR(CopyUp(node));
+  if (write) BUILDFS_RETURN_IF_ERROR(CopyUp(node, with_data));
   if (node.orphan) {
     UniqueFd fd(openat(stack_.work->root_fd(), WorkName("orphan", node.ino).c_str(),
                        oflags | O_NOFOLLOW));
@@ -254,7 +254,8 @@ Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
   if (S_ISDIR(node->type)) return Status::Error(EISDIR, "open");
   bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
-  BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenNode(*node, flags, write));
+  // O_TRUNC: no point copying up what is about to be thrown away.
+  BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenNode(*node, flags, write, !(flags & O_TRUNC)));
   if (flags & O_TRUNC) {
     // The handle may be read-only (O_RDONLY|O_TRUNC): truncate through a writer.
     BUILDFS_ASSIGN_OR_RETURN(UniqueFd writer, OpenNode(*node, O_WRONLY, true));

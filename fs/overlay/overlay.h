@@ -231,10 +231,12 @@ class Overlay {
   Result<EntryOut> Entry(Node* node);  // AttrOf + one lookup counted
 
   // --- copy_up.cc ---
-  Status CopyUp(Node& node);
+  // `with_data` false: a regular file comes up empty (it is about to be truncated).
+  Status CopyUp(Node& node, bool with_data = true);
   // Builds a copy of (layer, path) named `tmp` in work/ with owner, mode,
   // times, xattrs and the inode number.
-  Status CopyToWork(const Source& src, const std::string& tmp, uint64_t ino, bool dir_only);
+  Status CopyToWork(const Source& src, const std::string& tmp, uint64_t ino, bool dir_only,
+                    bool with_data = true);
   std::string WorkName(const char* what, uint64_t ino);
   // Moves work/`tmp` to `path` in the upper (RENAME_NOREPLACE, or over a whiteout).
   Status InstallFromWork(const std::string& tmp, const std::string& path, bool over_whiteout);
@@ -242,7 +244,7 @@ class Overlay {
   Result<LayerEntry> UpperEntry(const std::string& path);
   Status MakeOrphan(Node& node, const std::string& path, bool last_link);
   // Opens the node's current file; in the upper when `write`.
-  Result<UniqueFd> OpenNode(Node& node, int flags, bool write);
+  Result<UniqueFd> OpenNode(Node& node, int flags, bool write, bool with_data = true);
   Result<Xattrs> XattrsOf(Node& node);
   // (directory fd, name) of a node's entry in the upper (or work/ for orphans).
   Result<ParentRef> UpperRef(Node& node);
