@@ -32,26 +32,10 @@ Status BranchBuild(const Workspace& ws, const std::string& from, const std::stri
   if (ws.HasBuild(to)) return Status::Error(EEXIST, "build '" + to + "' already exists");
   BUILDFS_ASSIGN_OR_RETURN(BuildInfo source, FreezeBuild(ws, from));
 
-  std::string tmp = ws.state_path() + "/builds/.new-" + to + "-" + std::to_string(getpid());
-  RemoveTree(tmp);
-  for (const char* sub : {"", "/upper", "/work", "/logs"}) {
-    std::string p = tmp + sub;
-    if (mkdir(p.c_str(), 0755) != 0) return Status::FromErrno(p);
-  }
-  auto fail = [&](const Status& st) {
-    RemoveTree(tmp);
-    return st;
-  };
   BuildInfo info{to, source.base, source.layers, ""};
-  Status st = WriteFileAtomic(tmp + "/build.json", BuildJson(info));
-  if (!st.ok()) return fail(st);
-  auto repo = Repo::Open(ws.repo_path());
-  if (!repo.ok()) return fail(repo.status());
-  st = repo.value()->SetRef(Workspace::BaseRef(to), info.base);
-  if (!st.ok()) return fail(st);
-  if (rename(tmp.c_str(), ws.build_path(to).c_str()) != 0) {
-    return fail(Status::FromErrno(ws.build_path(to)));
-  }
+  BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
+  BUILDFS_RETURN_IF_ERROR(repo->SetRef(Workspace::BaseRef(to), info.base));
+  BUILDFS_RETURN_IF_ERROR(InstallBuild(ws, info));
   return Status::Ok();
 }
 

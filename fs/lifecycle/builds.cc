@@ -52,6 +52,23 @@ bool IsMountPoint(const std::string& path) {
   return false;
 }
 
+Status InstallBuild(const Workspace& ws, const BuildInfo& info) {
+  // Everything is prepared under a temporary name and renamed into place last.
+  std::string tmp = ws.state_path() + "/builds/.new-" + info.name + "-" + std::to_string(getpid());
+  RemoveTree(tmp);
+  Status st;
+  for (const char* sub : {"", "/upper", "/work", "/logs"}) {
+    std::string p = tmp + sub;
+    if (st.ok() && mkdir(p.c_str(), 0755) != 0) st = Status::FromErrno(p);
+  }
+  if (st.ok()) st = WriteFileAtomic(tmp + "/build.json", BuildJson(info));
+  if (st.ok() && rename(tmp.c_str(), ws.build_path(info.name).c_str()) != 0) {
+    st = Status::FromErrno(ws.build_path(info.name));
+  }
+  if (!st.ok()) RemoveTree(tmp);
+  return st;
+}
+
 Result<BuildInfo> CreateBuild(const Workspace& ws, const std::string& name,
                               const std::string& from_dir) {
   BUILDFS_RETURN_IF_ERROR(ValidateBuildName(name));
@@ -61,28 +78,12 @@ Result<BuildInfo> CreateBuild(const Workspace& ws, const std::string& name,
     if (stat(from_dir.c_str(), &st) != 0) return Status::FromErrno(from_dir);
     if (!S_ISDIR(st.st_mode)) return Status::Error(ENOTDIR, from_dir + ": not a directory");
   }
-  // Everything is prepared under a temporary name and renamed into place last.
-  std::string tmp = ws.state_path() + "/builds/.new-" + name + "-" + std::to_string(getpid());
-  RemoveTree(tmp);
-  for (const char* sub : {"", "/upper", "/work", "/logs"}) {
-    std::string p = tmp + sub;
-    if (mkdir(p.c_str(), 0755) != 0) return Status::FromErrno(p);
-  }
-  auto fail = [&](const Status& st) {
-    RemoveTree(tmp);
-    return st;
-  };
-  auto repo = Repo::Open(ws.repo_path());
-  if (!repo.ok()) return fail(repo.status());
-  auto base = repo.value()->CommitDirectory(from_dir, Workspace::BaseRef(name),
-                                            from_dir.empty() ? "empty tree" : "import " + from_dir);
-  if (!base.ok()) return fail(base.status());
-  BuildInfo info{name, base.value(), {}};
-  Status written = WriteFileAtomic(tmp + "/build.json", BuildJson(info));
-  if (!written.ok()) return fail(written);
-  if (rename(tmp.c_str(), ws.build_path(name).c_str()) != 0) {
-    return fail(Status::FromErrno(ws.build_path(name)));
-  }
+  BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
+  BUILDFS_ASSIGN_OR_RETURN(std::string base,
+                           repo->CommitDirectory(from_dir, Workspace::BaseRef(name),
+                                                 from_dir.empty() ? "empty tree" : "import " + from_dir));
+  BuildInfo info{name, base, {}, ""};
+  BUILDFS_RETURN_IF_ERROR(InstallBuild(ws, info));
   return info;
 }
 

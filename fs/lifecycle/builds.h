@@ -26,6 +26,9 @@ struct BuildSummary {
 // The build appears whole or not at all.
 Result<BuildInfo> CreateBuild(const Workspace& ws, const std::string& name,
                               const std::string& from_dir);
+// Makes the build directory of `info` (upper/, work/, logs/, build.json) in
+// one rename. Its base ref must already point at info.base.
+Status InstallBuild(const Workspace& ws, const BuildInfo& info);
 Result<BuildSummary> DescribeBuild(const Workspace& ws, const std::string& name);
 Result<std::vector<BuildSummary>> ListBuildSummaries(const Workspace& ws);
 
