@@ -30,8 +30,9 @@ void RegisterCommit(CLI::App& app, Context& ctx) {
       std::printf("committed %s as %s (%llu files written)\n", name.c_str(), r.commit.substr(0, 12).c_str(),
                   static_cast<unsigned long long>(r.entries_written));
     }
-    if (r.dropped_cache_changes) {
-      std::fprintf(stderr, "buildfs: note: changes under cache/ are private to the build and not committed\n");
+    if (r.kept_cache_changes) {
+      std::fprintf(stderr,
+                   "buildfs: note: changes under cache/ are private to the build: not committed, kept in it\n");
     }
   });
 }

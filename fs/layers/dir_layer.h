@@ -27,6 +27,7 @@ class DirLayer : public Layer {
 
   const std::string& key() const override { return key_; }
   bool immutable() const override { return options_.immutable; }
+  bool HasRoot() const override { return options_.prefix.empty(); }
   Result<LayerEntry> Lookup(const std::string& path) override;
   Status ReadDir(const std::string& path, std::vector<LayerDirent>* out) override;
   Result<UniqueFd> Open(const std::string& path, int flags) override;

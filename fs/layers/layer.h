@@ -54,6 +54,9 @@ class Layer {
   // True when the contents never change while mounted (repo commits, frozen
   // layers): the kernel may cache them for long.
   virtual bool immutable() const = 0;
+  // False when the layer shows only a subtree (the cache at "cache") and its
+  // root stands in for directories it does not really hold.
+  virtual bool HasRoot() const { return true; }
 
   virtual Result<LayerEntry> Lookup(const std::string& path) = 0;
   // The names in the directory at `path`, whiteouts included, in no particular order.

@@ -33,11 +33,7 @@ class TreeWriter {
     BUILDFS_ASSIGN_OR_RETURN(auto listing, ov_.OpenDir(ino));
     for (const auto& e : listing->entries) {
       if (e.name == "." || e.name == "..") continue;
-      if (is_root && e.name == "cache") {
-        // The shared cache is no part of a build's tree.
-        result_.dropped_cache_changes = true;
-        continue;
-      }
+      if (is_root && e.name == "cache") continue;  // the shared cache is no part of a build's tree
       BUILDFS_ASSIGN_OR_RETURN(EntryOut child, ov_.Lookup(ino, e.name));
       if (child.ino == 0) continue;
       Status st = WriteEntry(child, e.name, dir);
@@ -122,30 +118,37 @@ Result<std::string> WriteCommit(const Workspace& ws, const BuildInfo& info, cons
 Result<CommitResult> CommitBuild(const Workspace& ws, const std::string& name,
                                  const std::string& subject) {
   BuildInfo frozen;
+  bool result_keeps_layers = false;
   {
     BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
     BUILDFS_ASSIGN_OR_RETURN(frozen, FreezeBuild(ws, name));
+    if (!frozen.layers.empty()) {
+      // Private changes under cache/ are no part of the commit; layers holding
+      // any stay in the stack (over the new base they show the same tree).
+      for (const auto& id : frozen.layers) {
+        struct stat st;
+        if (lstat((ws.layer_path(id) + "/cache").c_str(), &st) == 0) result_keeps_layers = true;
+      }
+      // Recorded before the ref can move, so a crash after it is completed.
+      // "" folds no layer.
+      frozen.pending_commit = result_keeps_layers ? std::vector<std::string>{""} : frozen.layers;
+      BUILDFS_RETURN_IF_ERROR(ws.SaveBuild(frozen));
+    }
   }
   CommitResult result;
   result.commit = frozen.base;
   if (frozen.layers.empty()) return result;  // nothing changed
 
   // The frozen layers stay pinned by build.json (and our shared flocks) meanwhile.
-  BUILDFS_ASSIGN_OR_RETURN(result.commit, WriteCommit(ws, frozen, subject, &result));
-  result.changed = true;
-
+  auto written = WriteCommit(ws, frozen, subject, &result);
   BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
+  // Completes the commit when the ref moved (layers frozen after ours, by a
+  // branch meanwhile, stay on top of the new base), or forgets it.
   BUILDFS_ASSIGN_OR_RETURN(BuildInfo now, RecoverBuild(ws, name));
-  // Layers frozen after ours (a branch meanwhile) stay on top of the new base.
-  std::vector<std::string> kept;
-  for (const auto& id : now.layers) {
-    if (std::find(frozen.layers.begin(), frozen.layers.end(), id) == frozen.layers.end()) {
-      kept.push_back(id);
-    }
-  }
-  now.layers = kept;
-  now.base = result.commit;
-  BUILDFS_RETURN_IF_ERROR(ws.SaveBuild(now));
+  if (!written.ok()) return written.status();
+  result.commit = written.value();
+  result.changed = true;
+  result.kept_cache_changes = result_keeps_layers;
   if (IsMounted(ws, name)) {
     auto reply = ControlCall(ws.build_path(name), {{"op", "reload"}});
     if (!reply.ok()) return reply.status().With("switching mounted build '" + name + "' to the commit");
@@ -155,7 +158,12 @@ Result<CommitResult> CommitBuild(const Workspace& ws, const std::string& name,
 }
 
 Result<std::vector<LogEntry>> BuildLog(const Workspace& ws, const std::string& name) {
-  BUILDFS_ASSIGN_OR_RETURN(BuildInfo info, ws.LoadBuild(name));
+  BuildInfo info;
+  {
+    // An interrupted commit is finished first, so the log and the ref agree.
+    BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
+    BUILDFS_ASSIGN_OR_RETURN(info, RecoverBuild(ws, name));
+  }
   BUILDFS_ASSIGN_OR_RETURN(ObjectReader reader, ObjectReader::Open(ws.repo_path()));
   std::vector<LogEntry> out;
   std::string cur = info.base;

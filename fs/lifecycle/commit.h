@@ -26,7 +26,9 @@ struct CommitResult {
   bool changed = false;
   uint64_t entries_written = 0;  // files and symlinks hashed and stored
   uint64_t dirs_walked = 0;
-  bool dropped_cache_changes = false;  // private writes under cache/ are never committed
+  // The build has private changes under cache/: they are never committed, and
+  // the layers holding them stay in its stack.
+  bool kept_cache_changes = false;
 };
 
 Result<CommitResult> CommitBuild(const Workspace& ws, const std::string& name,

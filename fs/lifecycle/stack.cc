@@ -6,12 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 #include <set>
 
 #include "fs/common/path.h"
 #include "fs/layers/ostree_layer.h"
+#include "fs/store/repo.h"
 
 namespace buildfs {
 
@@ -74,15 +76,34 @@ Status FreezeUpperOnDisk(const Workspace& ws, const std::string& name, const std
 
 Result<BuildInfo> RecoverBuild(const Workspace& ws, const std::string& name) {
   BUILDFS_ASSIGN_OR_RETURN(BuildInfo info, ws.LoadBuild(name));
-  if (info.pending_freeze.empty()) return info;
-  std::string layer = ws.layer_path(info.pending_freeze);
-  std::string upper = ws.upper_path(name);
-  struct stat st;
-  if (stat(layer.c_str(), &st) != 0) {
-    if (rename(upper.c_str(), layer.c_str()) != 0) return Status::FromErrno(upper + " -> " + layer);
+  if (info.pending_freeze.empty() && info.pending_commit.empty()) return info;
+  if (!info.pending_freeze.empty()) {
+    std::string layer = ws.layer_path(info.pending_freeze);
+    std::string upper = ws.upper_path(name);
+    struct stat st;
+    if (stat(layer.c_str(), &st) != 0) {
+      if (rename(upper.c_str(), layer.c_str()) != 0) return Status::FromErrno(upper + " -> " + layer);
+    }
+    if (mkdir(upper.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(upper);
+    info.pending_freeze.clear();
   }
-  if (mkdir(upper.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(upper);
-  info.pending_freeze.clear();
+  if (!info.pending_commit.empty()) {
+    // A commit was under way: if OSTree moved the ref, it happened.
+    BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
+    BUILDFS_ASSIGN_OR_RETURN(std::string ref, repo->ResolveRef(Workspace::BaseRef(name)));
+    if (ref != info.base) {
+      std::vector<std::string> kept;
+      for (const auto& id : info.layers) {
+        if (std::find(info.pending_commit.begin(), info.pending_commit.end(), id) ==
+            info.pending_commit.end()) {
+          kept.push_back(id);
+        }
+      }
+      info.layers = kept;
+      info.base = ref;
+    }
+    info.pending_commit.clear();
+  }
   BUILDFS_RETURN_IF_ERROR(ws.SaveBuild(info));
   return info;
 }

@@ -126,7 +126,36 @@ Status Overlay::InstallFromWork(const std::string& tmp, const std::string& path,
   return Status::Ok();
 }
 
+Result<size_t> Overlay::RootMetaLayer() {
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (!layers_[l].layer->HasRoot()) continue;
+    if (!layers_[l].overlay_format) return l;
+    BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layers_[l].layer->Lookup(""));
+    if (e.ino != 0) return l;
+  }
+  return 0;
+}
+
+Status Overlay::CopyUpRoot() {
+  BUILDFS_ASSIGN_OR_RETURN(size_t from, RootMetaLayer());
+  if (from == 0) return Status::Ok();
+  Layer& layer = *layers_[from].layer;
+  BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layer.Lookup(""));
+  BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, layer.ListXattrs(""));
+  int root = stack_.upper->root_fd();
+  for (const auto& [key, value] : xattrs) BUILDFS_RETURN_IF_ERROR(SetXattrAt(root, ".", key, value));
+  if (fchownat(root, ".", e.st.st_uid, e.st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 && geteuid() == 0) {
+    return Status::FromErrno("root: chown");
+  }
+  if (fchmodat(root, ".", e.st.st_mode & 07777, 0) != 0) return Status::FromErrno("root: chmod");
+  struct timespec times[2] = {e.st.st_atim, e.st.st_mtim};
+  if (utimensat(root, ".", times, AT_SYMLINK_NOFOLLOW) != 0) return Status::FromErrno("root: utimes");
+  // Last: the mark says the upper's root now holds the metadata.
+  return SetIno(root, ".", kRootIno);
+}
+
 Status Overlay::CopyUp(Node& node, bool with_data) {
+  if (node.ino == kRootIno) return CopyUpRoot();
   if (node.in_upper || node.orphan) return Status::Ok();
   if (node.removed || node.aliases.empty()) return Status::Error(ENOENT, "copy-up of a removed entry");
   BUILDFS_ASSIGN_OR_RETURN(Node * parent, Get(node.aliases.front().first));

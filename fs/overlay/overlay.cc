@@ -322,6 +322,10 @@ Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino) {
 // ---- xattrs ----
 
 Result<Xattrs> Overlay::XattrsOf(Node& node) {
+  if (node.ino == kRootIno) {
+    BUILDFS_ASSIGN_OR_RETURN(size_t meta, RootMetaLayer());
+    return layers_[meta].layer->ListXattrs("");
+  }
   if (node.orphan) return stack_.work->ListXattrs(WorkName("orphan", node.ino));
   if (node.in_upper) {
     BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));

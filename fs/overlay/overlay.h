@@ -242,6 +242,12 @@ class Overlay {
   Status InstallFromWork(const std::string& tmp, const std::string& path, bool over_whiteout);
   bool LowerHas(const Node& parent, const std::string& parent_path, const std::string& name);
   Result<LayerEntry> UpperEntry(const std::string& path);
+  // The layer whose root holds the merged root's metadata: the upper once its
+  // root was copied up (marked with an inode number), else the topmost lower
+  // whose root is real.
+  Result<size_t> RootMetaLayer();
+  // Copy-up of the root: its metadata into the upper's root directory.
+  Status CopyUpRoot();
   Status MakeOrphan(Node& node, const std::string& path, bool last_link);
   // Opens the node's current file; in the upper when `write`.
   Result<UniqueFd> OpenNode(Node& node, int flags, bool write, bool with_data = true);

@@ -159,6 +159,16 @@ Result<EntryOut> Overlay::AttrOf(Node& node) {
     e.st.st_nlink = 0;
   } else if (node.removed) {
     return Status::Error(ENOENT, "removed");
+  } else if (node.ino == kRootIno) {
+    BUILDFS_ASSIGN_OR_RETURN(size_t meta, RootMetaLayer());
+    BUILDFS_ASSIGN_OR_RETURN(e, layers_[meta].layer->Lookup(""));
+    if (node.subdirs < 0) {
+      BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(node, ""));
+      node.subdirs = 0;
+      for (const auto& n : names) node.subdirs += n.is_dir ? 1 : 0;
+    }
+    e.st.st_nlink = 2 + static_cast<nlink_t>(node.subdirs);
+    out.immutable = true;
   } else {
     BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
     if (node.in_upper) {

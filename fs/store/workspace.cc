@@ -131,6 +131,7 @@ Result<BuildInfo> Workspace::LoadBuild(const std::string& name) const {
     info.base = j.at("base").get<std::string>();
     info.layers = j.value("layers", std::vector<std::string>{});
     info.pending_freeze = j.value("pending_freeze", std::string());
+    info.pending_commit = j.value("pending_commit", std::vector<std::string>{});
     return info;
   } catch (const std::exception& e) {
     return Status::Error(EINVAL, build_path(name) + "/build.json: " + e.what());
@@ -140,6 +141,7 @@ Result<BuildInfo> Workspace::LoadBuild(const std::string& name) const {
 std::string BuildJson(const BuildInfo& info) {
   nlohmann::json j = {{"format", 1}, {"name", info.name}, {"base", info.base}, {"layers", info.layers}};
   if (!info.pending_freeze.empty()) j["pending_freeze"] = info.pending_freeze;
+  if (!info.pending_commit.empty()) j["pending_commit"] = info.pending_commit;
   return j.dump(2) + "\n";
 }
 

@@ -24,6 +24,9 @@ struct BuildInfo {
   // Set while the upper is being renamed to layers/ID (see FreezeUpperOnDisk):
   // a crash then is finished on the next use of the build.
   std::string pending_freeze;
+  // Set while a commit folding these layers is written; RecoverBuild
+  // completes it (the ref moved) or forgets it (it did not).
+  std::vector<std::string> pending_commit;
 };
 
 // The text of build.json for `info`.
