@@ -172,6 +172,8 @@ Status UnmountBuild(const Workspace& ws, const std::string& name, bool lazy) {
   BUILDFS_RETURN_IF_ERROR(ws.LoadBuild(name).status());
   std::string mountpoint = ws.mountpoint(name);
   bool held = FileLock::IsHeld(ws.lock_path(name));
+  // `buildfs umount` run inside the build must not keep it busy itself.
+  if (chdir(ws.root().c_str()) != 0) return Status::FromErrno(ws.root());
   if (!IsMountPoint(mountpoint)) {
     if (!held) return Status::Error(EINVAL, "build '" + name + "' is not mounted");
   } else if (umount2(mountpoint.c_str(), lazy ? MNT_DETACH : 0) != 0) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "fs/common/path.h"
@@ -27,9 +28,32 @@ std::string RealPath(const std::string& p) {
 
 }  // namespace
 
+namespace {
+
+// `name` with control characters escaped, so an error stays on one line.
+std::string Printable(const std::string& name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (std::iscntrl(c)) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Status ValidateBuildName(const std::string& name) {
   auto bad = [&](const std::string& why) {
-    return Status::Error(EINVAL, "invalid build name '" + name + "': " + why);
+    return Status::Error(EINVAL, "invalid build name '" + Printable(name) + "': " + why);
   };
   if (name.empty()) return bad("empty");
   if (name.size() > 100) return bad("longer than 100 characters");
