@@ -9,7 +9,7 @@ packages=(
   libostree-dev ostree
   libgit2-dev libglib2.0-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev
-  attr git
+  attr git strace
 )
 
 missing=()
