@@ -94,30 +94,45 @@ Result<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
+Result<std::vector<std::string>> ListNamesAt(int dir_fd) {
+  int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return Status::FromErrno("listing a directory");
+  DIR* d = fdopendir(fd);
+  if (!d) {
+    Status st = Status::FromErrno("listing a directory");
+    close(fd);
+    return st;
+  }
+  rewinddir(d);  // the dup shares its offset with dir_fd
+  std::vector<std::string> names;
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  closedir(d);
+  return names;
+}
+
+Result<std::vector<std::string>> ListNames(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(path);
+  return ListNamesAt(fd.get());
+}
+
 Status RemoveTreeAt(int dir_fd, const std::string& name) {
   struct stat st;
   if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     return errno == ENOENT ? Status::Ok() : Status::FromErrno(name);
   }
   if (S_ISDIR(st.st_mode)) {
-    int fd = openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return Status::FromErrno(name);
-    DIR* d = fdopendir(fd);
-    if (!d) {
-      close(fd);
-      return Status::FromErrno(name);
-    }
-    std::vector<std::string> names;
-    while (struct dirent* e = readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(n);
-    }
+    UniqueFd fd(openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return Status::FromErrno(name);
+    BUILDFS_ASSIGN_OR_RETURN(auto names, ListNamesAt(fd.get()));
     Status st_out;
     for (const auto& n : names) {
-      Status s = RemoveTreeAt(dirfd(d), n);
+      Status s = RemoveTreeAt(fd.get(), n);
       if (!s.ok() && st_out.ok()) st_out = s;
     }
-    closedir(d);
     BUILDFS_RETURN_IF_ERROR(st_out);
     if (unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
       return Status::FromErrno(name);

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "fs/common/fd.h"
 #include "fs/common/status.h"
@@ -36,6 +37,11 @@ struct ParentRef {
   std::string name;
 };
 Result<ParentRef> OpenParentBeneath(int root_fd, const std::string& path);
+
+// The names in the directory `dir_fd` (without "." and ".."); `dir_fd` stays open.
+Result<std::vector<std::string>> ListNamesAt(int dir_fd);
+// The names in the directory at `path`.
+Result<std::vector<std::string>> ListNames(const std::string& path);
 
 // Writes `data` to `path` atomically: a temporary file beside it, fsync, rename.
 Status WriteFileAtomic(const std::string& path, std::string_view data);

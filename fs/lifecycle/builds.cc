@@ -16,18 +16,8 @@
 namespace buildfs {
 
 bool DirHasEntries(const std::string& path) {
-  DIR* d = opendir(path.c_str());
-  if (!d) return false;
-  bool any = false;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") {
-      any = true;
-      break;
-    }
-  }
-  closedir(d);
-  return any;
+  auto names = ListNames(path);
+  return names.ok() && !names->empty();
 }
 
 bool IsMountPoint(const std::string& path) {
@@ -70,7 +60,7 @@ Status InstallBuild(const Workspace& ws, const BuildInfo& info) {
 }
 
 Result<BuildInfo> CreateBuild(const Workspace& ws, const std::string& name,
-                              const std::string& from_dir) {
+                              const std::string& from_dir, const Repo::Progress& progress) {
   BUILDFS_RETURN_IF_ERROR(ValidateBuildName(name));
   if (ws.HasBuild(name)) return Status::Error(EEXIST, "build '" + name + "' already exists");
   if (!from_dir.empty()) {
@@ -81,7 +71,8 @@ Result<BuildInfo> CreateBuild(const Workspace& ws, const std::string& name,
   BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
   BUILDFS_ASSIGN_OR_RETURN(std::string base,
                            repo->CommitDirectory(from_dir, Workspace::BaseRef(name),
-                                                 from_dir.empty() ? "empty tree" : "import " + from_dir));
+                                                 from_dir.empty() ? "empty tree" : "import " + from_dir,
+                                                 progress));
   BuildInfo info{name, base, {}, ""};
   BUILDFS_RETURN_IF_ERROR(InstallBuild(ws, info));
   return info;

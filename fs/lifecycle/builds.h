@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fs/common/status.h"
+#include "fs/store/repo.h"
 #include "fs/store/workspace.h"
 
 namespace buildfs {
@@ -25,7 +26,7 @@ struct BuildSummary {
 // Commits `from_dir` ("" = an empty tree) as the base of a new build `name`.
 // The build appears whole or not at all.
 Result<BuildInfo> CreateBuild(const Workspace& ws, const std::string& name,
-                              const std::string& from_dir);
+                              const std::string& from_dir, const Repo::Progress& progress = {});
 // Makes the build directory of `info` (upper/, work/, logs/, build.json) in
 // one rename. Its base ref must already point at info.base.
 Status InstallBuild(const Workspace& ws, const BuildInfo& info);

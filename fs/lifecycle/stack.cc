@@ -115,14 +115,11 @@ Result<int> CollectLayers(const Workspace& ws) {
     used.insert(info.layers.begin(), info.layers.end());
     if (!info.pending_freeze.empty()) used.insert(info.pending_freeze);
   }
-  DIR* d = opendir(ws.layers_path().c_str());
-  if (!d) return Status::FromErrno(ws.layers_path());
+  BUILDFS_ASSIGN_OR_RETURN(auto names, ListNames(ws.layers_path()));
   std::vector<std::string> unused;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != ".." && !used.count(n)) unused.push_back(n);
+  for (auto& n : names) {
+    if (!used.count(n)) unused.push_back(std::move(n));
   }
-  closedir(d);
   int removed = 0;
   for (const auto& id : unused) {
     UniqueFd fd(open(ws.layer_path(id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

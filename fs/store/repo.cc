@@ -298,21 +298,11 @@ Result<std::unique_ptr<CommitBuilder>> Repo::BeginCommit() {
 namespace {
 
 Status AddDirectoryContents(CommitBuilder& b, CommitBuilder::Dir mdir, int dir_fd,
-                            const std::string& where) {
-  int fd = dup(dir_fd);
-  if (fd < 0) return Status::FromErrno(where);
-  DIR* d = fdopendir(fd);
-  if (!d) {
-    close(fd);
-    return Status::FromErrno(where);
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  closedir(d);
-  for (const auto& name : names) {
+                            const std::string& where, const Repo::Progress& progress,
+                            uint64_t* count) {
+  auto names = ListNamesAt(dir_fd);
+  if (!names.ok()) return names.status().With(where.empty() ? "." : where);
+  for (const auto& name : names.value()) {
     std::string path = JoinPath(where, name);
     struct stat st;
     if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Status::FromErrno(path);
@@ -322,12 +312,13 @@ Status AddDirectoryContents(CommitBuilder& b, CommitBuilder::Dir mdir, int dir_f
       BUILDFS_RETURN_IF_ERROR(b.SetDirMeta(sub, st.st_uid, st.st_gid, st.st_mode, xattrs));
       UniqueFd sub_fd(openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!sub_fd.valid()) return Status::FromErrno(path);
-      BUILDFS_RETURN_IF_ERROR(AddDirectoryContents(b, sub, sub_fd.get(), path));
+      BUILDFS_RETURN_IF_ERROR(AddDirectoryContents(b, sub, sub_fd.get(), path, progress, count));
     } else {
       auto csum = b.WriteEntry(dir_fd, name, st, xattrs);
       if (!csum.ok()) return csum.status().With(where.empty() ? "." : where);
       BUILDFS_RETURN_IF_ERROR(b.AddFile(mdir, name, csum.value()));
     }
+    if (progress && ++*count % 1000 == 0) progress(*count);
   }
   return Status::Ok();
 }
@@ -335,7 +326,7 @@ Status AddDirectoryContents(CommitBuilder& b, CommitBuilder::Dir mdir, int dir_f
 }  // namespace
 
 Result<std::string> Repo::CommitDirectory(const std::string& dir, const std::string& ref,
-                                          const std::string& subject) {
+                                          const std::string& subject, const Progress& progress) {
   BUILDFS_ASSIGN_OR_RETURN(auto builder, BeginCommit());
   if (dir.empty()) {
     BUILDFS_RETURN_IF_ERROR(builder->SetDirMeta(builder->root(), 0, 0, 0755, {}));
@@ -346,7 +337,8 @@ Result<std::string> Repo::CommitDirectory(const std::string& dir, const std::str
     if (fstat(fd.get(), &st) != 0) return Status::FromErrno(dir);
     BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, ReadXattrsAt(fd.get(), ""));
     BUILDFS_RETURN_IF_ERROR(builder->SetDirMeta(builder->root(), st.st_uid, st.st_gid, st.st_mode, xattrs));
-    BUILDFS_RETURN_IF_ERROR(AddDirectoryContents(*builder, builder->root(), fd.get(), ""));
+    uint64_t count = 0;
+    BUILDFS_RETURN_IF_ERROR(AddDirectoryContents(*builder, builder->root(), fd.get(), "", progress, &count));
   }
   return builder->Finish(ref, "", subject);
 }

@@ -9,6 +9,7 @@
 
 #include <sys/stat.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,9 +86,11 @@ class Repo {
 
   // Starts a commit (a transaction under the shared repo lock).
   Result<std::unique_ptr<CommitBuilder>> BeginCommit();
+  // Called with the number of entries stored so far, for progress.
+  using Progress = std::function<void(uint64_t entries)>;
   // Commits the directory tree at `dir` ("" = an empty tree) as `ref`.
   Result<std::string> CommitDirectory(const std::string& dir, const std::string& ref,
-                                      const std::string& subject);
+                                      const std::string& subject, const Progress& progress = {});
 
   struct PruneStats {
     int objects_total = 0;

@@ -130,13 +130,11 @@ bool Workspace::HasBuild(const std::string& name) const {
 
 std::vector<std::string> Workspace::ListBuilds() const {
   std::vector<std::string> out;
-  DIR* d = opendir((state_path() + "/builds").c_str());
-  if (!d) return out;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (HasBuild(n)) out.push_back(n);
+  auto names = ListNames(state_path() + "/builds");
+  if (!names.ok()) return out;
+  for (auto& n : names.value()) {
+    if (HasBuild(n)) out.push_back(std::move(n));
   }
-  closedir(d);
   std::sort(out.begin(), out.end());
   return out;
 }
