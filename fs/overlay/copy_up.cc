@@ -46,7 +46,6 @@ Status CopyData(int from, int to) {
 }  // namespace
 
 std::string Overlay::WorkName(const char* what, uint64_t ino) {
-  if (std::string(what) == "orphan") return "orphan-" + std::to_string(ino);
   return std::string(what) + "-" + std::to_string(ino) + "-" + std::to_string(++work_seq_);
 }
 
@@ -184,7 +183,7 @@ Result<LayerEntry> Overlay::UpperEntry(const std::string& path) {
 
 Status Overlay::MakeOrphan(Node& node, const std::string& path, bool last_link) {
   BUILDFS_ASSIGN_OR_RETURN(ParentRef parent, OpenParentBeneath(stack_.upper->root_fd(), path));
-  std::string name = WorkName("orphan", node.ino);
+  std::string name = OrphanName(node.ino);
   // The last link moves to work/; otherwise work/ gets a link of its own.
   int rc = last_link ? renameat(parent.dir.get(), parent.name.c_str(), stack_.work->root_fd(), name.c_str())
                      : linkat(parent.dir.get(), parent.name.c_str(), stack_.work->root_fd(), name.c_str(), 0);

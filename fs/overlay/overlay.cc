@@ -94,7 +94,7 @@ void Overlay::MaybeErase(Node* node) {
   if (node->ino == kRootIno || node->nlookup > 0 || node->open_count > 0 || node->child_refs > 0) {
     return;
   }
-  if (node->orphan) unlinkat(stack_.work->root_fd(), WorkName("orphan", node->ino).c_str(), 0);
+  if (node->orphan) unlinkat(stack_.work->root_fd(), OrphanName(node->ino).c_str(), 0);
   auto aliases = std::move(node->aliases);
   uint64_t ino = node->ino;
   nodes_.erase(ino);  // `node` is gone from here on
@@ -169,7 +169,7 @@ Result<EntryOut> Overlay::GetAttr(uint64_t ino) {
 Result<ParentRef> Overlay::UpperRef(Node& node) {
   if (node.orphan) {
     BUILDFS_ASSIGN_OR_RETURN(UniqueFd work, OpenDirBeneath(stack_.work->root_fd(), ""));
-    return ParentRef{std::move(work), WorkName("orphan", node.ino)};
+    return ParentRef{std::move(work), OrphanName(node.ino)};
   }
   BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
   if (path.empty()) {
@@ -236,7 +236,7 @@ Result<UniqueFd> Overlay::OpenNode(Node& node, int flags, bool write, bool with_
   int oflags = (flags & (O_ACCMODE | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME)) | O_CLOEXEC;
   if (write) BUILDFS_RETURN_IF_ERROR(CopyUp(node, with_data));
   if (node.orphan) {
-    UniqueFd fd(openat(stack_.work->root_fd(), WorkName("orphan", node.ino).c_str(),
+    UniqueFd fd(openat(stack_.work->root_fd(), OrphanName(node.ino).c_str(),
                        oflags | O_NOFOLLOW));
     if (!fd.valid()) return Status::FromErrno("open");
     return fd;
@@ -326,7 +326,7 @@ Result<Xattrs> Overlay::XattrsOf(Node& node) {
     BUILDFS_ASSIGN_OR_RETURN(size_t meta, RootMetaLayer());
     return layers_[meta].layer->ListXattrs("");
   }
-  if (node.orphan) return stack_.work->ListXattrs(WorkName("orphan", node.ino));
+  if (node.orphan) return stack_.work->ListXattrs(OrphanName(node.ino));
   if (node.in_upper) {
     BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
     return layers_[0].layer->ListXattrs(path);

@@ -211,8 +211,7 @@ class Overlay {
   Result<Resolved> Resolve(const Node& parent, const std::string& parent_path,
                            const std::string& name, bool skip_upper = false);
   Status ResolveRedirect(std::string path, size_t from_layer, std::vector<Source>* out);
-  uint64_t InoFor(const Resolved& r, const std::string& upper_path, const LayerEntry& identity,
-                  const Source& identity_source) const;
+  uint64_t InoFor(const Resolved& r, const LayerEntry& identity, const Source& identity_source) const;
   struct MergedName {
     std::string name;
     bool is_dir;
@@ -237,7 +236,10 @@ class Overlay {
   // times, xattrs and the inode number.
   Status CopyToWork(const Source& src, const std::string& tmp, uint64_t ino, bool dir_only,
                     bool with_data = true);
+  // A fresh name in work/ for an entry being built or deleted.
   std::string WorkName(const char* what, uint64_t ino);
+  // Where an unlinked-while-open file of the upper lives until released.
+  static std::string OrphanName(uint64_t ino) { return "orphan-" + std::to_string(ino); }
   // Moves work/`tmp` to `path` in the upper (RENAME_NOREPLACE, or over a whiteout).
   Status InstallFromWork(const std::string& tmp, const std::string& path, bool over_whiteout);
   bool LowerHas(const Node& parent, const std::string& parent_path, const std::string& name);

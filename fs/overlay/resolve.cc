@@ -61,14 +61,13 @@ Status Overlay::ResolveRedirect(std::string path, size_t from_layer, std::vector
   return Status::Ok();
 }
 
-uint64_t Overlay::InoFor(const Resolved& r, const std::string& upper_path,
-                         const LayerEntry& identity, const Source& identity_source) const {
+uint64_t Overlay::InoFor(const Resolved& r, const LayerEntry& identity,
+                         const Source& identity_source) const {
   if (r.top.ino != 0) return r.top.ino;
   if (layers_[identity_source.layer].overlay_format) {
     // Entries made in an upper keep their number when the upper is frozen.
     return HashIno("inode", identity.st.st_dev, identity.st.st_ino);
   }
-  (void)upper_path;
   return HashIno(layers_[identity_source.layer].layer->key() + "\n" + identity_source.path);
 }
 
@@ -79,7 +78,6 @@ Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string
   Resolved r;
   LayerEntry identity;
   Source identity_source{0, ""};
-  std::string child_path = JoinPath(parent_path, name);
   for (const Source& src : SourcesOf(parent, parent_path)) {
     if (skip_upper && src.layer == 0) continue;
     std::string path = JoinPath(src.path, name);
@@ -118,7 +116,7 @@ Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string
     }
   }
   if (r.found) {
-    r.ino = InoFor(r, child_path, identity, identity_source);
+    r.ino = InoFor(r, identity, identity_source);
     auto renumbered = renumbered_.find(r.ino);
     if (renumbered != renumbered_.end()) r.ino = renumbered->second;
   }
@@ -149,7 +147,7 @@ Result<EntryOut> Overlay::AttrOf(Node& node) {
   EntryOut out;
   LayerEntry e;
   if (node.orphan) {
-    BUILDFS_ASSIGN_OR_RETURN(e, stack_.work->Lookup(WorkName("orphan", node.ino)));
+    BUILDFS_ASSIGN_OR_RETURN(e, stack_.work->Lookup(OrphanName(node.ino)));
     if (e.st.st_nlink > 0) e.st.st_nlink -= 1;  // work/ holds the last link
   } else if (node.removed && node.open_count > 0 && !S_ISDIR(node.type) && !node.lower.empty()) {
     // Unlinked while open, from a read-only layer: it is still there to stat.
