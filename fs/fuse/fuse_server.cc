@@ -381,6 +381,12 @@ Status FuseServer::Mount(const std::string& mountpoint, const FuseOptions& optio
   struct fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   session_ = fuse_session_new(&args, &kOps, sizeof(kOps), overlay_);
   if (!session_) return Status::Error(EINVAL, "cannot create the FUSE session");
+  struct fuse_session* se = session_;
+  overlay_->SetKernelCache(Overlay::KernelCache{
+      [se](uint64_t parent, const std::string& name) {
+        fuse_lowlevel_notify_inval_entry(se, parent, name.c_str(), name.size());
+      },
+      [se](uint64_t ino) { fuse_lowlevel_notify_inval_inode(se, ino, -1, 0); }});
   if (fuse_session_mount(session_, mountpoint.c_str()) != 0) {
     return Status::Error(EIO, mountpoint + ": mount failed (see the messages above)");
   }

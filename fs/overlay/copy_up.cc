@@ -177,6 +177,19 @@ bool Overlay::LowerHas(const Node& parent, const std::string& parent_path, const
   return !r.ok() || r->found;  // when unsure, keep a whiteout: it is harmless
 }
 
+Result<std::string> Overlay::LowerPathOf(const std::string& path) {
+  // The nearest directory at or above `path` that the upper redirects decides
+  // where the lower layers hold it; without one, the path is the same below.
+  for (std::string prefix = path;;) {
+    BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, UpperEntry(prefix));
+    if (!e.redirect.empty()) {
+      return JoinPath(e.redirect, prefix.size() < path.size() ? path.substr(prefix.size() + 1) : "");
+    }
+    if (prefix.empty()) return path;
+    prefix = SplitPath(prefix).first;
+  }
+}
+
 Result<LayerEntry> Overlay::UpperEntry(const std::string& path) {
   return layers_[0].layer->Lookup(path);
 }

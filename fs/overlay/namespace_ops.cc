@@ -199,7 +199,7 @@ Status Overlay::Unlink(uint64_t parent, const std::string& name) {
   }
   if (node) {
     DropAlias(node, parent, name);
-    if (node->aliases.empty() && !node->orphan) node->removed = true;
+    MarkRemoved(node);
     MaybeErase(node);
   }
   return Status::Ok();
@@ -303,15 +303,16 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
     BUILDFS_ASSIGN_OR_RETURN(ParentRef to, OpenParentBeneath(stack_.upper->root_fd(), new_path));
     // A moved directory keeps its lower parts through a redirect; one without
     // any becomes opaque so nothing under its new name shows through.
-    auto mark_moved_dir = [&](Node* n, int fd, const std::string& nm) -> Status {
+    auto mark_moved_dir = [&](Node* n, const std::string& at, int fd, const std::string& nm) -> Status {
       if (!S_ISDIR(n->type)) return Status::Ok();
-      if (!n->lower.empty()) return SetRedirect(fd, nm, n->lower.front().path);
-      return SetOpaque(fd, nm);
+      if (n->lower.empty()) return SetOpaque(fd, nm);
+      BUILDFS_ASSIGN_OR_RETURN(std::string lower_path, LowerPathOf(at));
+      return SetRedirect(fd, nm, lower_path);
     };
-    BUILDFS_RETURN_IF_ERROR(mark_moved_dir(s, from.dir.get(), from.name));
+    BUILDFS_RETURN_IF_ERROR(mark_moved_dir(s, path, from.dir.get(), from.name));
     int work = stack_.work->root_fd();
     if (exchange) {
-      BUILDFS_RETURN_IF_ERROR(mark_moved_dir(d, to.dir.get(), to.name));
+      BUILDFS_RETURN_IF_ERROR(mark_moved_dir(d, new_path, to.dir.get(), to.name));
       if (renameat2(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(),
                     RENAME_EXCHANGE) != 0) {
         return Status::FromErrno(name);
@@ -358,7 +359,11 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
     if (!cleared.empty()) RemoveTreeAt(work, cleared);
     if (d) {
       DropAlias(d, new_parent, new_name);
-      if (d->aliases.empty() && !d->orphan) d->removed = true;
+      if (S_ISDIR(d->type)) {
+        d->removed = true;
+      } else {
+        MarkRemoved(d);
+      }
     }
     AddAlias(s, new_parent, new_name);
     DropAlias(s, parent, name);

@@ -106,6 +106,20 @@ void Overlay::MaybeErase(Node* node) {
   }
 }
 
+void Overlay::MarkRemoved(Node* node) {
+  if (!node->aliases.empty() || node->orphan || node->removed) return;
+  if (node->open_count > 0 && !node->in_upper && !node->lower.empty() && !S_ISDIR(node->type)) {
+    const Source& src = node->lower.front();
+    auto e = layers_[src.layer].layer->Lookup(src.path);
+    if (e.ok() && e->kind == LayerEntry::kPresent) {
+      node->removed_attr = e->st;
+      node->removed_attr->st_nlink = 0;
+    }
+  }
+  node->removed = true;
+  node->lower.clear();
+}
+
 Overlay::Node* Overlay::Remember(uint64_t parent, const std::string& name, const Resolved& r) {
   auto& slot = nodes_[r.ino];
   if (!slot) {
@@ -118,6 +132,7 @@ Overlay::Node* Overlay::Remember(uint64_t parent, const std::string& name, const
     node->in_upper = r.in_upper;
     node->lower = r.lower;
     node->removed = false;
+    node->removed_attr.reset();
     AddAlias(node, parent, name);
   }
   return node;

@@ -169,6 +169,18 @@ class Overlay {
   // (after a commit folded the frozen layers into a new base). Live inodes
   // keep their numbers.
   Status ReplaceLowers(std::vector<StackLayer> lowers);
+  // What the kernel must forget when a stack switch changes what it may have
+  // cached (a commit splits hard links: OSTree keeps none). Set by the FUSE
+  // adapter; called after the switch, with no lock held.
+  struct KernelCache {
+    std::function<void(uint64_t parent, const std::string& name)> forget_entry;
+    std::function<void(uint64_t ino)> forget_attrs;
+  };
+  void SetKernelCache(KernelCache cache) { kernel_cache_ = std::move(cache); }
+  // Tells the kernel to forget `names` and the attributes of `inodes`.
+  // REQUIRES: no lock held (the kernel may wait for a request that needs one).
+  void NotifyKernel(const std::vector<std::pair<uint64_t, std::string>>& names,
+                    const std::vector<uint64_t>& inodes);
   // The repository object behind `path` when the tree there comes unchanged
   // from a commit layer (no private layer holds any of it), for commit.
   std::optional<RepoObject> RepoObjectAt(uint64_t ino);
@@ -191,7 +203,10 @@ class Overlay {
     std::vector<std::pair<uint64_t, std::string>> aliases;  // (parent ino, name)
     uint64_t child_refs = 0;  // aliases of other nodes naming this one as parent
     bool orphan = false;      // unlinked while open; kept in work/ until released
-    bool removed = false;     // a removed directory
+    bool removed = false;     // no longer in the tree
+    // A removed file that is still open, whose data a read-only layer holds:
+    // its attributes when it was removed (nlink 0), so no layer is needed.
+    std::optional<struct stat> removed_attr;
     int open_count = 0;
     std::atomic<uint64_t> generation{0};  // bumped when the node's file moves (copy-up)
     int64_t subdirs = -1;     // merged directories: cached count of subdirectories
@@ -212,6 +227,8 @@ class Overlay {
                            const std::string& name, bool skip_upper = false);
   Status ResolveRedirect(std::string path, size_t from_layer, std::vector<Source>* out);
   uint64_t InoFor(const Resolved& r, const LayerEntry& identity, const Source& identity_source) const;
+  // The number of the entry at `src` when its path is its identity.
+  uint64_t PathIno(const Source& src) const;
   struct MergedName {
     std::string name;
     bool is_dir;
@@ -227,6 +244,8 @@ class Overlay {
   void AddAlias(Node* node, uint64_t parent, const std::string& name);
   void DropAlias(Node* node, uint64_t parent, const std::string& name);
   void MaybeErase(Node* node);
+  // Marks a non-directory that lost its last name as removed.
+  void MarkRemoved(Node* node);
   Result<EntryOut> Entry(Node* node);  // AttrOf + one lookup counted
 
   // --- copy_up.cc ---
@@ -244,6 +263,11 @@ class Overlay {
   Status InstallFromWork(const std::string& tmp, const std::string& path, bool over_whiteout);
   bool LowerHas(const Node& parent, const std::string& parent_path, const std::string& name);
   Result<LayerEntry> UpperEntry(const std::string& path);
+  // Where the lower layers, seen merged from the top, hold the directory at
+  // `path` of the merged tree: what a redirect to it must name (redirects are
+  // resolved from the top of the layers below, so they survive a freeze and
+  // the folding of frozen layers into a commit).
+  Result<std::string> LowerPathOf(const std::string& path);
   // The layer whose root holds the merged root's metadata: the upper once its
   // root was copied up (marked with an inode number), else the topmost lower
   // whose root is real.
@@ -266,6 +290,7 @@ class Overlay {
 
   LayerStack stack_;
   std::vector<StackLayer> layers_;  // [0] = upper, then stack_.lowers
+  KernelCache kernel_cache_;        // constant once serving
 
   std::shared_mutex switch_mu_;  // exclusive during a stack switch; before mu_
   std::mutex mu_;

@@ -63,12 +63,21 @@ Status Overlay::ResolveRedirect(std::string path, size_t from_layer, std::vector
 
 uint64_t Overlay::InoFor(const Resolved& r, const LayerEntry& identity,
                          const Source& identity_source) const {
+  if (identity_source.layer != 0 && !S_ISDIR(identity.st.st_mode) && identity.st.st_nlink > 1) {
+    // Hard links live only in the upper: below it every name is a file of
+    // its own (as in a commit), so a copy-up of one name never changes another.
+    return PathIno(identity_source);
+  }
   if (r.top.ino != 0) return r.top.ino;
   if (layers_[identity_source.layer].overlay_format) {
     // Entries made in an upper keep their number when the upper is frozen.
     return HashIno("inode", identity.st.st_dev, identity.st.st_ino);
   }
-  return HashIno(layers_[identity_source.layer].layer->key() + "\n" + identity_source.path);
+  return PathIno(identity_source);
+}
+
+uint64_t Overlay::PathIno(const Source& src) const {
+  return HashIno(layers_[src.layer].layer->key() + "\n" + src.path);
 }
 
 Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string& parent_path,
@@ -149,12 +158,9 @@ Result<EntryOut> Overlay::AttrOf(Node& node) {
   if (node.orphan) {
     BUILDFS_ASSIGN_OR_RETURN(e, stack_.work->Lookup(OrphanName(node.ino)));
     if (e.st.st_nlink > 0) e.st.st_nlink -= 1;  // work/ holds the last link
-  } else if (node.removed && node.open_count > 0 && !S_ISDIR(node.type) && !node.lower.empty()) {
+  } else if (node.removed && node.removed_attr && node.open_count > 0) {
     // Unlinked while open, from a read-only layer: it is still there to stat.
-    const Source& src = node.lower.front();
-    BUILDFS_ASSIGN_OR_RETURN(e, layers_[src.layer].layer->Lookup(src.path));
-    if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, "removed");
-    e.st.st_nlink = 0;
+    e.st = *node.removed_attr;
   } else if (node.removed) {
     return Status::Error(ENOENT, "removed");
   } else if (node.ino == kRootIno) {
@@ -175,6 +181,7 @@ Result<EntryOut> Overlay::AttrOf(Node& node) {
       const Source& src = node.lower.front();
       BUILDFS_ASSIGN_OR_RETURN(e, layers_[src.layer].layer->Lookup(src.path));
       out.immutable = layers_[src.layer].layer->immutable();
+      if (!S_ISDIR(e.st.st_mode)) e.st.st_nlink = 1;  // see InoFor
     }
     if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, path);
     if (S_ISDIR(e.st.st_mode) && (node.in_upper ? 1 : 0) + node.lower.size() > 1) {

@@ -8,69 +8,131 @@
 namespace buildfs {
 
 Status Overlay::FreezeUpper(const FreezeFn& move) {
-  std::unique_lock writes(switch_mu_);
-  std::lock_guard lock(mu_);
-  std::shared_ptr<DirLayer> new_upper;
-  StackLayer frozen;
-  BUILDFS_RETURN_IF_ERROR(move(&new_upper, &frozen));
-  // Paths first: PathOf needs the tree as it is.
-  std::vector<std::pair<Node*, std::string>> in_upper;
-  for (auto& [ino, node] : nodes_) {
-    for (auto& src : node->lower) ++src.layer;
-    if (!node->in_upper) continue;
-    auto path = PathOf(*node);
-    if (path.ok()) in_upper.emplace_back(node.get(), path.value());
+  std::vector<std::pair<uint64_t, std::string>> split;  // names that became inodes of their own
+  std::vector<uint64_t> relinked;                       // nodes whose link count changed
+  {
+    std::unique_lock writes(switch_mu_);
+    std::lock_guard lock(mu_);
+    // Paths and link counts first: they need the tree as it is.
+    std::vector<std::pair<Node*, std::string>> in_upper;
+    for (auto& [ino, node] : nodes_) {
+      if (!node->in_upper) continue;
+      auto path = PathOf(*node);
+      if (!path.ok()) continue;
+      if (!S_ISDIR(node->type)) {
+        auto e = UpperEntry(path.value());
+        if (e.ok() && e->st.st_nlink > 1) relinked.push_back(ino);
+      }
+      in_upper.emplace_back(node.get(), path.value());
+    }
+    std::shared_ptr<DirLayer> new_upper;
+    StackLayer frozen;
+    BUILDFS_RETURN_IF_ERROR(move(&new_upper, &frozen));
+    for (auto& [ino, node] : nodes_) {
+      for (auto& src : node->lower) ++src.layer;
+    }
+    for (auto& [node, path] : in_upper) {
+      node->lower.insert(node->lower.begin(), Source{1, path});
+      node->in_upper = node->ino == kRootIno;  // the new upper has a root, nothing else
+      ++node->generation;
+      // Below the upper, each name of a hard-linked file is a file of its own
+      // (InoFor): the node keeps its first name, the kernel forgets the others.
+      auto aliases = node->aliases;
+      for (size_t i = 1; !S_ISDIR(node->type) && i < aliases.size(); ++i) {
+        split.push_back(aliases[i]);
+        DropAlias(node, aliases[i].first, aliases[i].second);
+      }
+    }
+    stack_.upper = new_upper;
+    stack_.lowers.insert(stack_.lowers.begin(), frozen);
+    layers_[0] = {new_upper, true};
+    layers_.insert(layers_.begin() + 1, frozen);
+    // Names of the frozen layer resolve to path identities now; keep the numbers.
+    for (auto& [node, path] : in_upper) {
+      if (S_ISDIR(node->type) || node->aliases.empty()) continue;
+      auto e = layers_[1].layer->Lookup(path);
+      if (!e.ok() || e->st.st_nlink <= 1) continue;
+      renumbered_[PathIno(Source{1, path})] = node->ino;
+    }
   }
-  for (auto& [node, path] : in_upper) {
-    node->lower.insert(node->lower.begin(), Source{1, path});
-    node->in_upper = node->ino == kRootIno;  // the new upper has a root, nothing else
-    ++node->generation;
-  }
-  stack_.upper = new_upper;
-  stack_.lowers.insert(stack_.lowers.begin(), frozen);
-  layers_[0] = {new_upper, true};
-  layers_.insert(layers_.begin() + 1, frozen);
+  NotifyKernel(split, relinked);
   return Status::Ok();
 }
 
+void Overlay::NotifyKernel(const std::vector<std::pair<uint64_t, std::string>>& names,
+                           const std::vector<uint64_t>& inodes) {
+  for (const auto& [parent, name] : names) {
+    if (kernel_cache_.forget_entry) kernel_cache_.forget_entry(parent, name);
+  }
+  for (uint64_t ino : inodes) {
+    if (kernel_cache_.forget_attrs) kernel_cache_.forget_attrs(ino);
+  }
+}
+
 Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
-  std::unique_lock writes(switch_mu_);
-  std::lock_guard lock(mu_);
-  // Resolve every live node again, parents before children.
-  std::vector<std::pair<size_t, Node*>> order;
-  for (auto& [ino, node] : nodes_) {
-    if (ino == kRootIno || node->orphan || node->removed) continue;
-    auto path = PathOf(*node);
-    if (!path.ok()) continue;
-    order.emplace_back(std::count(path->begin(), path->end(), '/') + (path->empty() ? 0 : 1),
-                       node.get());
-  }
-  std::sort(order.begin(), order.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  stack_.lowers = std::move(lowers);
-  layers_.resize(1);
-  for (const auto& l : stack_.lowers) layers_.push_back(l);
-  Node* root = nodes_.at(kRootIno).get();
-  root->lower.clear();
-  for (size_t i = 1; i < layers_.size(); ++i) root->lower.push_back({static_cast<int>(i), ""});
-  root->subdirs = -1;
-  for (auto& [depth, node] : order) {
-    auto [parent_ino, name] = node->aliases.front();
-    auto parent = nodes_.find(parent_ino);
-    if (parent == nodes_.end()) continue;
-    auto parent_path = PathOf(*parent->second);
-    if (!parent_path.ok()) continue;
-    auto r = Resolve(*parent->second, parent_path.value(), name);
-    if (!r.ok() || !r->found) {
-      node->removed = true;
-      continue;
+  std::vector<std::pair<uint64_t, std::string>> split;  // names that became inodes of their own
+  std::vector<uint64_t> relinked;                       // nodes whose link count changed
+  {
+    std::unique_lock writes(switch_mu_);
+    std::lock_guard lock(mu_);
+    // Resolve every live node again, parents before children.
+    std::vector<std::pair<size_t, Node*>> order;
+    for (auto& [ino, node] : nodes_) {
+      if (ino == kRootIno) continue;
+      auto path = node->orphan || node->removed ? Result<std::string>(Status::Error(ENOENT, "gone"))
+                                                : PathOf(*node);
+      if (!path.ok()) {
+        // Orphans live in work/, removed entries nowhere: no layer is theirs.
+        node->lower.clear();
+        continue;
+      }
+      order.emplace_back(std::count(path->begin(), path->end(), '/') + (path->empty() ? 0 : 1),
+                         node.get());
     }
-    node->in_upper = r->in_upper;
-    node->lower = r->lower;
-    node->subdirs = -1;
-    ++node->generation;
-    if (r->ino != node->ino) renumbered_[r->ino] = node->ino;
+    std::sort(order.begin(), order.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    stack_.lowers = std::move(lowers);
+    layers_.resize(1);
+    for (const auto& l : stack_.lowers) layers_.push_back(l);
+    Node* root = nodes_.at(kRootIno).get();
+    root->lower.clear();
+    for (size_t i = 1; i < layers_.size(); ++i) root->lower.push_back({static_cast<int>(i), ""});
+    root->subdirs = -1;
+    auto resolve_alias = [&](const std::pair<uint64_t, std::string>& alias) -> Result<Resolved> {
+      auto parent = nodes_.find(alias.first);
+      if (parent == nodes_.end() || parent->second->removed) return Status::Error(ENOENT, "gone");
+      BUILDFS_ASSIGN_OR_RETURN(std::string parent_path, PathOf(*parent->second));
+      return Resolve(*parent->second, parent_path, alias.second);
+    };
+    std::vector<std::pair<Node*, uint64_t>> identities;  // multi-name nodes and their identity
+    for (auto& [depth, node] : order) {
+      auto r = resolve_alias(node->aliases.front());
+      ++node->generation;
+      node->subdirs = -1;
+      if (!r.ok() || !r->found) {
+        node->removed = true;
+        node->lower.clear();
+        continue;
+      }
+      node->in_upper = r->in_upper;
+      node->lower = r->lower;
+      if (r->ino != node->ino) renumbered_[r->ino] = node->ino;
+      if (node->aliases.size() > 1) identities.emplace_back(node, r->ino);
+    }
+    // A name that no longer resolves to the same inode (hard links split by
+    // the commit) leaves the node; the kernel is told to look it up again.
+    for (auto& [node, identity] : identities) {
+      auto aliases = node->aliases;
+      for (size_t i = 1; i < aliases.size(); ++i) {
+        auto r = resolve_alias(aliases[i]);
+        if (r.ok() && r->found && (r->ino == identity || r->ino == node->ino)) continue;
+        split.push_back(aliases[i]);
+        DropAlias(node, aliases[i].first, aliases[i].second);
+      }
+      if (node->aliases.size() != aliases.size()) relinked.push_back(node->ino);
+    }
   }
+  NotifyKernel(split, relinked);
   return Status::Ok();
 }
 

@@ -16,16 +16,20 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/harness.h"
@@ -201,7 +205,9 @@ std::string ErrnoName(int err) {
 // or names of deleted entries coming back.
 class OpGenerator {
  public:
-  explicit OpGenerator(uint64_t seed) : rng_(seed) {
+  // `hard_links` false: no link operations (OSTree keeps no hard links, so a
+  // commit splits them; README, "What the filesystem guarantees").
+  explicit OpGenerator(uint64_t seed, bool hard_links = true) : rng_(seed), hard_links_(hard_links) {
     for (int i = 0; i < kBaseFiles; ++i) names_.push_back("f" + std::to_string(i));
     for (int i = 0; i < kBaseDirs; ++i) names_.push_back("d" + std::to_string(i));
     for (int i = 0; i < 3; ++i) names_.push_back("s" + std::to_string(i));
@@ -220,7 +226,7 @@ class OpGenerator {
                            crowded ? 1 : 7,
                            crowded ? 12 : 6,
                            crowded ? 1 : 5,
-                           crowded ? 1 : 6,
+                           !hard_links_ ? 0 : crowded ? 1 : 6,
                            8,
                            8,
                            3};
@@ -364,6 +370,7 @@ class OpGenerator {
   }
 
   std::mt19937_64 rng_;
+  bool hard_links_;
   std::vector<std::string> names_;
   std::vector<std::string> files_, dirs_, non_dirs_, all_;
 };
@@ -511,6 +518,153 @@ TEST_F(DifferentialTest, RandomOperationsMatchAPlainDirectory) {
          ref_snap.entries.size(), mount_op_seconds, mount_scan_seconds);
   // A generator whose operations mostly fail would test little but error paths.
   EXPECT_GT(succeeded, steps / 2) << "too few operations succeeded to exercise the filesystem";
+}
+
+// Runs `buildfs commit`, `branch`, `rm` of an older branch and `prune` of the
+// build in a loop on its own thread, so that its daemon switches the stack
+// (freeze, replace the lowers) while the test's operations run. Every
+// command must succeed; failures are collected for the test to report.
+class LifecycleLoop {
+ public:
+  // `background` false: nothing runs until Once() is called.
+  LifecycleLoop(std::function<CommandResult(const std::vector<std::string>&)> buildfs,
+                std::string build, bool background = true)
+      : buildfs_(std::move(buildfs)), build_(std::move(build)) {
+    if (background) thread_ = std::thread([this] { Run(); });
+  }
+  // Runs the next lifecycle command on the caller's thread.
+  void Once() { RunOne(); }
+  ~LifecycleLoop() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  // "commit: exit 1 ..." lines of the commands that failed.
+  std::string failures() {
+    std::lock_guard lock(mu_);
+    return failures_;
+  }
+  int switches() const { return switches_; }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      RunOne();
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    }
+  }
+
+  void RunOne() {
+    const int round = round_++;
+    std::vector<std::string> args;
+    switch (round % 4) {
+      case 0:
+        args = {"commit", build_, "-m", "round " + std::to_string(round)};
+        break;
+      case 1:
+        args = {"branch", build_, "br" + std::to_string(round)};
+        break;
+      case 2:
+        args = {"prune"};
+        break;
+      default:
+        // The branch of the round before last: rm folds layers away too.
+        args = {"rm", "br" + std::to_string(round - 6)};
+        if (round < 6) args = {"commit", build_, "-m", "early " + std::to_string(round)};
+        break;
+    }
+    CommandResult r = buildfs_(args);
+    if (!r.ok()) {
+      std::lock_guard lock(mu_);
+      failures_ += args[0] + ": " + r.Describe() + "\n";
+    }
+    ++switches_;
+  }
+
+  std::function<CommandResult(const std::vector<std::string>&)> buildfs_;
+  std::string build_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> switches_{0};
+  std::atomic<int> round_{0};
+  std::mutex mu_;
+  std::string failures_;
+  std::thread thread_;
+};
+
+// The same operations as above, while the build is committed, branched and
+// pruned over and over: a stack switch must be invisible to every operation
+// (same result, same errno, same tree). Bounded by time, not steps: the
+// seed fixes the operations, the loop's timing decides where switches fall.
+TEST_F(DifferentialTest, RandomOperationsMatchWhileCommitsBranchesAndPrunesRun) {
+  const uint64_t seed = EnvOr("BUILDFS_SEED", kDefaultSeed + 1);
+  const double seconds = static_cast<double>(EnvOr("BUILDFS_SWITCH_SECONDS", 45));
+  printf("differential test under stack switches: BUILDFS_SEED=%llu BUILDFS_SWITCH_SECONDS=%.0f\n",
+         static_cast<unsigned long long>(seed), seconds);
+  fflush(stdout);
+  umask(022);
+
+  const std::string base = tmp("base");
+  const std::string ref = tmp("reference");
+  MakeRandomTree(base, seed, kBaseDirs, kBaseFiles);
+  CopyTree(base, ref);
+  ASSERT_TRUE(NewBuild("diff", base));
+  ASSERT_TRUE(Mount("diff"));
+  const std::string mnt = BuildDir("diff");
+  const CompareOptions options{.compare_nlink = true};
+
+  std::deque<std::string> recent;
+  auto report = [&](uint64_t step, const std::string& what) {
+    std::string history;
+    for (const auto& line : recent) history += "  " + line + "\n";
+    return "BUILDFS_SEED=" + std::to_string(seed) + " step " + std::to_string(step) + ": " + what +
+           "\nlast operations (newest last):\n" + history;
+  };
+
+  Snapshot ref_snap = ScanTree(ref);
+  OpGenerator gen(seed, /*hard_links=*/false);
+  uint64_t step = 0;
+  {
+    // BUILDFS_SWITCH_EVERY=N: the lifecycle commands run between operations,
+    // after every N of them, so a failure replays exactly.
+    const uint64_t every = EnvOr("BUILDFS_SWITCH_EVERY", 0);
+    LifecycleLoop loop([this](const std::vector<std::string>& a) { return Buildfs(a); }, "diff",
+                       /*background=*/every == 0);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      ++step;
+      const Op op = gen.Next(ref_snap);
+      const int ref_err = Apply(op, ref);
+      const int mnt_err = Apply(op, mnt);
+      const std::string text = op.ToString();
+      recent.push_back(text + " => " + ErrnoName(ref_err));
+      if (recent.size() > 25) recent.pop_front();
+      ASSERT_EQ(ErrnoName(mnt_err), ErrnoName(ref_err))
+          << report(step, text + ": the mount answered " + ErrnoName(mnt_err) +
+                              ", a plain directory " + ErrnoName(ref_err));
+      ref_snap = ScanTree(ref);
+      if (every != 0 && step % every == 0) {
+        loop.Once();
+        recent.push_back("(" + std::to_string(loop.switches()) + " lifecycle commands)");
+      }
+      if (step % 50 == 0 || every != 0) {
+        ASSERT_EQ(DiffSnapshots(ref_snap, ScanTree(mnt, MountScan()), options), "")
+            << report(step, "trees differ after " + text);
+      }
+    }
+    loop.Stop();
+    printf("differential test under stack switches: %llu operations, %d lifecycle commands\n",
+           static_cast<unsigned long long>(step), loop.switches());
+    ASSERT_EQ(loop.failures(), "") << "lifecycle commands failed while operations ran";
+    ASSERT_GT(loop.switches(), 10) << "too few lifecycle commands ran to test anything";
+  }
+  ASSERT_EQ(DiffSnapshots(ref_snap, ScanTree(mnt, MountScan()), options), "")
+      << report(step, "trees differ at the end");
+  ASSERT_TRUE(Umount("diff"));
+  ASSERT_TRUE(Mount("diff"));
+  ASSERT_EQ(DiffSnapshots(ref_snap, ScanTree(mnt, MountScan()), options), "")
+      << report(step, "trees differ after umount and mount");
 }
 
 }  // namespace
