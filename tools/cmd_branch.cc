@@ -1,7 +1,7 @@
 // buildfs branch NAME NEW: NEW starts with exactly NAME's current state.
 #include <cstdio>
 
-#include "fs/lifecycle/branch.h"
+#include "fs/lifecycle/builds.h"
 #include "tools/commands.h"
 
 namespace buildfs {

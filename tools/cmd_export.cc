@@ -16,7 +16,9 @@ void RegisterExport(CLI::App& app, Context& ctx) {
   cmd->add_option("DIR", o->dir, "Destination")->required();
   cmd->callback([o, &ctx] {
     std::string name = ctx.BuildName(o->name);
-    Check(ExportBuild(ctx.workspace(), name, o->dir));
+    Status st = ExportBuild(ctx.workspace(), name, o->dir, ctx.LongWork("exporting"));
+    ctx.Done();
+    Check(st);
     std::printf("exported %s to %s\n", name.c_str(), o->dir.c_str());
   });
 }

@@ -1,6 +1,4 @@
 // buildfs new NAME [--from-dir DIR]: make a build whose base is a tree.
-#include <unistd.h>
-
 #include <cstdio>
 
 #include "fs/lifecycle/builds.h"
@@ -20,16 +18,9 @@ void RegisterNew(CLI::App& app, Context& ctx) {
   cmd->callback([o, &ctx] {
     Check(ValidateBuildName(o->name));
     const Workspace& ws = ctx.workspace();
-    // Progress on a terminal: an import of a big tree takes a while.
-    Repo::Progress progress;
-    if (isatty(2)) {
-      progress = [](uint64_t n) {
-        std::fprintf(stderr, "\rimporting: %llu entries", static_cast<unsigned long long>(n));
-      };
-    }
-    auto info_or = CreateBuild(ws, o->name, o->from_dir, progress);
-    if (progress) std::fprintf(stderr, "\r\033[K");
-    BuildInfo info = Check(std::move(info_or));
+    auto made = CreateBuild(ws, o->name, o->from_dir, ctx.LongWork("importing"));
+    ctx.Done();
+    BuildInfo info = Check(std::move(made));
     std::printf("created build %s (base %s)\n", info.name.c_str(), info.base.substr(0, 12).c_str());
   });
 }

@@ -23,7 +23,7 @@ void RegisterReset(CLI::App& app, Context& ctx) {
     std::string name = ctx.BuildName(o->name);
     const Workspace& ws = ctx.workspace();
     if (!o->yes) {
-      if (!isatty(0)) Fail(Status::Error(EINVAL, "reset asks for confirmation; hint: --yes"));
+      if (!isatty(0)) Fail(Status::Error(EINVAL, "reset asks for confirmation"), "--yes");
       auto changes = Check(BuildStatus(ws, name));
       std::printf("throw away %zu change(s) of build %s? [y/N] ", changes.size(), name.c_str());
       std::fflush(stdout);
@@ -34,7 +34,13 @@ void RegisterReset(CLI::App& app, Context& ctx) {
         return;
       }
     }
-    Check(ResetBuild(ws, name));
+    ctx.LeaveBuildDirectory();
+    Status st = ResetBuild(ws, name, ctx.Launcher());
+    if (st.code() == EBUSY && st.message().find("busy: ") != std::string::npos &&
+        st.message().find("leaves it alone") == std::string::npos) {
+      Fail(st, "a mounted build is remounted by reset: close what uses it first");
+    }
+    Check(st);
     std::printf("reset %s to its base\n", name.c_str());
   });
 }

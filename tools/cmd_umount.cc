@@ -18,7 +18,15 @@ void RegisterUmount(CLI::App& app, Context& ctx) {
   cmd->add_flag("--lazy", o->lazy, "Detach now even if busy; the daemon exits when the last user leaves");
   cmd->callback([o, &ctx] {
     std::string name = ctx.BuildName(o->name);
-    Check(UnmountBuild(ctx.workspace(), name, o->lazy));
+    ctx.LeaveBuildDirectory();  // this process must not keep the mount busy itself
+    Status st = UnmountBuild(ctx.workspace(), name, o->lazy);
+    if (st.code() == EBUSY && st.message().find("your shell") != std::string::npos) {
+      Fail(st, "cd out of it first (cd " + ctx.workspace().root() + "), or use --lazy");
+    }
+    if (st.code() == EBUSY && st.message().find("leaves it alone") == std::string::npos) {
+      Fail(st, "close what uses it, or use --lazy");
+    }
+    Check(st);
     std::printf("unmounted %s\n", name.c_str());
   });
 }

@@ -23,4 +23,10 @@ void RegisterRm(CLI::App& app, Context& ctx);
 void RegisterExport(CLI::App& app, Context& ctx);
 void RegisterPrune(CLI::App& app, Context& ctx);
 
+// The build and paths of `status` and `diff`: outside a build directory the
+// first word names the build and the others are paths in it; inside one,
+// every word is a path relative to the current directory (cmd_status.cc).
+void BuildAndPaths(Context& ctx, std::vector<std::string> words, std::string* name,
+                   std::vector<std::string>* paths);
+
 }  // namespace buildfs

@@ -53,4 +53,5 @@ run "$buildfs" status demo
 run "$buildfs" list --json
 run "$buildfs" umount demo
 run "$buildfs" umount bugfix
-printf "\nThe demo workspace is %s: try buildfs -C %s list\n" "$ws" "$ws"
+printf "\nThe demo workspace is %s: try %s -C %s list\n" "$ws" "$buildfs" "$ws"
+printf "(cmake --install %s/build puts buildfs on your PATH)\n" "$top"

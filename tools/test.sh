@@ -4,12 +4,19 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/tools/build.sh" >/dev/null
+# Every test of this run works below one directory of its own; the cleanup
+# at the end touches only mounts below it, never anyone else's.
+run_dir=$(mktemp -d /var/tmp/buildfs-run.XXXXXX)
+chmod 755 "$run_dir"  # permission tests run as another user
+export BUILDFS_TEST_TMPDIR=$run_dir
+cleanup() {
+  awk -v dir="$run_dir/" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r |
+    while read -r m; do
+      echo "test.sh: removing a mount a test left behind: $m" >&2
+      umount -l "$m" || true
+    done
+  rm -rf --one-file-system "$run_dir"
+}
+trap cleanup EXIT
 cd "$top/build"
-status=0
-ctest --output-on-failure --timeout 900 "$@" || status=$?
-# No run leaves a mount behind, even a failed one.
-awk '$3 ~ /^fuse/ && $2 ~ /buildfs/ {print $2}' /proc/mounts | while read -r m; do
-  echo "test.sh: removing a stale mount: $m" >&2
-  umount -l "$m" || true
-done
-exit $status
+ctest --output-on-failure --timeout 900 "$@"

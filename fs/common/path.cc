@@ -54,6 +54,32 @@ Result<ParentRef> OpenParentBeneath(int root_fd, const std::string& path) {
   return ParentRef{std::move(fd), name};
 }
 
+Status CopyFileData(int from, int to) {
+  for (;;) {
+    ssize_t n = copy_file_range(from, nullptr, to, nullptr, 1 << 30, 0);
+    if (n == 0) return Status::Ok();
+    if (n > 0) continue;
+    if (errno == EINTR) continue;
+    if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
+      return Status::FromErrno("copying data");
+    }
+    // Fallback for filesystems without copy_file_range between them.
+    char buf[1 << 16];
+    for (;;) {
+      ssize_t got = read(from, buf, sizeof(buf));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return Status::FromErrno("reading data");
+      if (got == 0) return Status::Ok();
+      for (ssize_t done = 0; done < got;) {
+        ssize_t w = write(to, buf + done, static_cast<size_t>(got - done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return Status::FromErrno("writing data");
+        done += w;
+      }
+    }
+  }
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view data) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -117,6 +143,11 @@ Result<std::vector<std::string>> ListNames(const std::string& path) {
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno(path);
   return ListNamesAt(fd.get());
+}
+
+bool DirHasEntries(const std::string& path) {
+  auto names = ListNames(path);
+  return names.ok() && !names->empty();
 }
 
 Status RemoveTreeAt(int dir_fd, const std::string& name) {

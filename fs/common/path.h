@@ -38,11 +38,17 @@ struct ParentRef {
 };
 Result<ParentRef> OpenParentBeneath(int root_fd, const std::string& path);
 
+// True when the directory at `path` has any entry.
+bool DirHasEntries(const std::string& path);
 // The names in the directory `dir_fd` (without "." and ".."); `dir_fd` stays open.
 Result<std::vector<std::string>> ListNamesAt(int dir_fd);
 // The names in the directory at `path`.
 Result<std::vector<std::string>> ListNames(const std::string& path);
 
+// Copies the rest of `from` into `to` from their current offsets: with
+// copy_file_range where the filesystems allow (the kernel may share extents),
+// else with read and write (across filesystems).
+Status CopyFileData(int from, int to);
 // Writes `data` to `path` atomically: a temporary file beside it, fsync, rename.
 Status WriteFileAtomic(const std::string& path, std::string_view data);
 // Reads a whole file.

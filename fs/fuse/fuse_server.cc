@@ -403,9 +403,9 @@ Status FuseServer::Run() {
   int rc = fuse_session_loop_mt(session_, config);
   fuse_remove_signal_handlers(session_);
   fuse_loop_cfg_destroy(config);
-  if (rc != 0 && rc != -EINTR && !fuse_session_exited(session_)) {
-    return Status::Error(rc < 0 ? -rc : EIO, "FUSE loop failed");
-  }
+  // A positive result is the signal that stopped the loop (libfuse 3.14
+  // reports it so, and resets the session's "exited" state): a requested stop.
+  if (rc < 0 && rc != -EINTR) return Status::Error(-rc, "FUSE loop failed");
   return Status::Ok();
 }
 

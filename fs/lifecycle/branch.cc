@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "fs/common/path.h"
+#include "fs/lifecycle/build_lock.h"
 #include "fs/lifecycle/builds.h"
 #include "fs/lifecycle/control.h"
 #include "fs/lifecycle/mounter.h"
@@ -26,17 +27,24 @@ Result<BuildInfo> FreezeBuild(const Workspace& ws, const std::string& name) {
 }
 
 Status BranchBuild(const Workspace& ws, const std::string& from, const std::string& to) {
+  // Every name is checked before anything changes.
+  BUILDFS_RETURN_IF_ERROR(ValidateBuildName(from));
   BUILDFS_RETURN_IF_ERROR(ValidateBuildName(to));
+  if (from == to) return Status::Error(EEXIST, "build '" + to + "' already exists");
+  BUILDFS_ASSIGN_OR_RETURN(auto locks, BuildLock::AcquireTwo(ws, from, to, "branch"));
   BUILDFS_RETURN_IF_ERROR(ws.LoadBuild(from).status());
-  BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
-  if (ws.HasBuild(to)) return Status::Error(EEXIST, "build '" + to + "' already exists");
-  BUILDFS_ASSIGN_OR_RETURN(BuildInfo source, FreezeBuild(ws, from));
-
-  BuildInfo info{to, source.base, source.layers, ""};
+  if (ws.HasBuildDir(to)) return Status::Error(EEXIST, "build '" + to + "' already exists");
   BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
+  BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
+  BUILDFS_ASSIGN_OR_RETURN(BuildInfo source, FreezeBuild(ws, from));
+  BuildInfo info;
+  info.name = to;
+  info.base = source.base;
+  info.layers = source.layers;
   BUILDFS_RETURN_IF_ERROR(repo->SetRef(Workspace::BaseRef(to), info.base));
-  BUILDFS_RETURN_IF_ERROR(InstallBuild(ws, info));
-  return Status::Ok();
+  Status installed = InstallBuild(ws, info);
+  if (!installed.ok()) repo->DeleteRef(Workspace::BaseRef(to));
+  return installed;
 }
 
 }  // namespace buildfs

@@ -1,9 +1,8 @@
-// Branch: a new build that starts with exactly another build's current state.
+// Freezing a build's upper: what branch and commit start with.
 //
-// O(1) in the size of the tree and of the changes: the source's upper is
-// frozen into a shared layer (one rename; a mounted source's daemon does it
-// between two writes), and the new build lists the same layers over the same
-// base, each with an empty upper of its own.
+// O(1) in the size of the tree and of the changes: the upper is renamed into
+// a shared frozen layer (a mounted build's daemon does it between two
+// writes), and the build goes on with an empty upper of its own.
 #pragma once
 
 #include <string>
@@ -13,10 +12,9 @@
 
 namespace buildfs {
 
-Status BranchBuild(const Workspace& ws, const std::string& from, const std::string& to);
-
 // Freezes `name`'s upper if it holds anything (through its daemon when it is
-// mounted). REQUIRES: the workspace meta lock. Returns the build's description after.
+// mounted). REQUIRES: the build's BuildLock and the workspace meta lock.
+// Returns the build's description after.
 Result<BuildInfo> FreezeBuild(const Workspace& ws, const std::string& name);
 
 }  // namespace buildfs

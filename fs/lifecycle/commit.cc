@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 
 #include "fs/common/path.h"
 #include "fs/lifecycle/branch.h"
+#include "fs/lifecycle/build_lock.h"
 #include "fs/lifecycle/control.h"
 #include "fs/lifecycle/mounter.h"
 #include "fs/lifecycle/stack.h"
@@ -18,12 +20,15 @@
 namespace buildfs {
 namespace {
 
+// Room for the directory objects and the commit, beyond the files' bytes.
+constexpr uint64_t kSpaceMargin = 4 << 20;
+
 // Writes the merged tree of an overlay into a CommitBuilder, reusing every
 // entry that a commit layer alone provides.
 class TreeWriter {
  public:
-  TreeWriter(Overlay& overlay, CommitBuilder& builder, CommitResult& result)
-      : ov_(overlay), b_(builder), result_(result) {}
+  TreeWriter(Overlay& overlay, CommitBuilder& builder, CommitResult& result, const Progress& progress)
+      : ov_(overlay), b_(builder), result_(result), progress_(progress) {}
 
   Status WriteDir(uint64_t ino, CommitBuilder::Dir dir, bool is_root) {
     ++result_.dirs_walked;
@@ -34,11 +39,13 @@ class TreeWriter {
     for (const auto& e : listing->entries) {
       if (e.name == "." || e.name == "..") continue;
       if (is_root && e.name == "cache") continue;  // the shared cache is no part of a build's tree
+      if (progress_.cancelled()) return Status::Error(ECANCELED, "interrupted");
       BUILDFS_ASSIGN_OR_RETURN(EntryOut child, ov_.Lookup(ino, e.name));
       if (child.ino == 0) continue;
       Status st = WriteEntry(child, e.name, dir);
       ov_.Forget(child.ino, 1);
       BUILDFS_RETURN_IF_ERROR(st);
+      progress_.Report(++walked_);
     }
     return Status::Ok();
   }
@@ -83,112 +90,169 @@ class TreeWriter {
   Overlay& ov_;
   CommitBuilder& b_;
   CommitResult& result_;
+  const Progress& progress_;
+  uint64_t walked_ = 0;
 };
 
-// Writes the commit of `info`'s frozen layers over its base.
-Result<std::string> WriteCommit(const Workspace& ws, const BuildInfo& info, const std::string& subject,
-                                CommitResult* result) {
-  // A private, empty upper: the overlay here only reads.
-  std::string tmp = ws.build_path(info.name) + "/commit.tmp-" + std::to_string(getpid());
-  RemoveTree(tmp);
-  for (const char* sub : {"", "/upper", "/work"}) {
-    std::string p = tmp + sub;
-    if (mkdir(p.c_str(), 0700) != 0) return Status::FromErrno(p);
-  }
-  struct Cleanup {
-    std::string path;
-    ~Cleanup() { RemoveTree(path); }
-  } cleanup{tmp};
+// Writes the commit of `info`'s frozen layers over its base: the commit id,
+// or "" when the tree is the base's own.
+Result<std::string> WriteCommit(const Workspace& ws, const BuildInfo& info, const std::string& message,
+                                CommitResult* result, const Progress& progress) {
+  // The overlay here only reads: an empty directory serves as upper and work.
+  BUILDFS_ASSIGN_OR_RETURN(std::string empty, EmptyDir(ws));
   LayerStack stack;
-  BUILDFS_ASSIGN_OR_RETURN(auto upper, DirLayer::Open(tmp + "/upper", {"", true, false}));
-  BUILDFS_ASSIGN_OR_RETURN(auto work, DirLayer::Open(tmp + "/work", {"", false, false}));
+  BUILDFS_ASSIGN_OR_RETURN(auto upper, DirLayer::Open(empty, {"", true, false}));
+  BUILDFS_ASSIGN_OR_RETURN(auto work, DirLayer::Open(empty, {"", false, false}));
   stack.upper = std::move(upper);
   stack.work = std::move(work);
   BUILDFS_ASSIGN_OR_RETURN(stack.lowers, OpenLowerLayers(ws, info, /*with_cache=*/false));
   Overlay overlay(std::move(stack));
+  BUILDFS_ASSIGN_OR_RETURN(ObjectReader reader, ObjectReader::Open(ws.repo_path()));
+  BUILDFS_ASSIGN_OR_RETURN(CommitInfo base, reader.LoadCommit(info.base));
   BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
   BUILDFS_ASSIGN_OR_RETURN(auto builder, repo->BeginCommit());
-  TreeWriter writer(overlay, *builder, *result);
+  TreeWriter writer(overlay, *builder, *result, progress);
   BUILDFS_RETURN_IF_ERROR(writer.WriteDir(kRootIno, builder->root(), true));
-  return builder->Finish(Workspace::BaseRef(info.name), info.base, subject);
+  const CommitBuilder::Root base_root{base.root_tree, base.root_meta};
+  return builder->Finish(Workspace::BaseRef(info.name), info.base, message, &base_root);
+}
+
+// Bytes of the regular files below `dir_fd` (the top-level cache/ skipped).
+Result<uint64_t> FileBytes(int dir_fd, bool is_root) {
+  BUILDFS_ASSIGN_OR_RETURN(auto names, ListNamesAt(dir_fd));
+  uint64_t total = 0;
+  for (const auto& name : names) {
+    if (is_root && name == "cache") continue;
+    struct stat st;
+    if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Status::FromErrno(name);
+    if (S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
+    if (!S_ISDIR(st.st_mode)) continue;
+    UniqueFd sub(openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub.valid()) return Status::FromErrno(name);
+    BUILDFS_ASSIGN_OR_RETURN(uint64_t below, FileBytes(sub.get(), false));
+    total += below;
+  }
+  return total;
+}
+
+// Refuses a commit whose objects the repository's filesystem cannot hold,
+// before anything changes: a commit that fails half-way on a full disk would
+// leave nothing worse, but a clear answer up front is better.
+Status CheckSpace(const Workspace& ws, const BuildInfo& info) {
+  std::vector<std::string> dirs = {ws.upper_path(info.name)};
+  for (const auto& id : info.layers) dirs.push_back(ws.layer_path(id));
+  uint64_t need = kSpaceMargin;
+  for (const auto& dir : dirs) {
+    UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) return Status::FromErrno(dir);
+    BUILDFS_ASSIGN_OR_RETURN(uint64_t bytes, FileBytes(fd.get(), true));
+    need += bytes;
+  }
+  struct statvfs vfs;
+  if (statvfs(ws.repo_path().c_str(), &vfs) != 0) return Status::FromErrno(ws.repo_path());
+  const uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  if (need > free_bytes) {
+    return Status::Error(ENOSPC, "not enough space to commit build '" + info.name + "': its changes need " +
+                                     std::to_string(need >> 20) + " MiB, " + ws.repo_path() + " has " +
+                                     std::to_string(free_bytes >> 20) + " MiB free; nothing was changed");
+  }
+  return Status::Ok();
+}
+
+// Tells a mounted build's daemon that its layers changed on disk.
+Status Reload(const Workspace& ws, const std::string& name) {
+  if (!IsMounted(ws, name)) return Status::Ok();
+  auto reply = ControlCall(ws.build_path(name), {{"op", "reload"}});
+  if (!reply.ok()) return reply.status().With("switching mounted build '" + name + "' to the commit");
+  return Status::Ok();
+}
+
+// Undoes the freeze this commit made (`id`, "" for none), when nothing was
+// written to the build since. REQUIRES: the meta lock.
+void TakeBackFreeze(const Workspace& ws, const std::string& name, const std::string& id) {
+  if (id.empty()) return;
+  if (IsMounted(ws, name)) {
+    ControlCall(ws.build_path(name), {{"op", "unfreeze"}, {"id", id}});
+  } else {
+    UnfreezeUpperOnDisk(ws, name, id);
+  }
 }
 
 }  // namespace
 
 Result<CommitResult> CommitBuild(const Workspace& ws, const std::string& name,
-                                 const std::string& subject) {
-  BuildInfo frozen;
-  bool result_keeps_layers = false;
-  {
-    BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
-    BUILDFS_ASSIGN_OR_RETURN(frozen, FreezeBuild(ws, name));
-    if (!frozen.layers.empty()) {
-      // Private changes under cache/ are no part of the commit; layers holding
-      // any stay in the stack (over the new base they show the same tree).
-      for (const auto& id : frozen.layers) {
-        struct stat st;
-        if (lstat((ws.layer_path(id) + "/cache").c_str(), &st) == 0) result_keeps_layers = true;
-      }
-      // Recorded before the ref can move, so a crash after it is completed.
-      // "" folds no layer.
-      frozen.pending_commit = result_keeps_layers ? std::vector<std::string>{""} : frozen.layers;
-      BUILDFS_RETURN_IF_ERROR(ws.SaveBuild(frozen));
-    }
+                                 const std::string& subject, const Progress& progress) {
+  if (subject.find_first_not_of(" \t\n") == std::string::npos) {
+    return Status::Error(EINVAL, "empty commit message");
   }
+  BUILDFS_ASSIGN_OR_RETURN(BuildLock lock, BuildLock::Acquire(ws, name, "commit"));
   CommitResult result;
-  result.commit = frozen.base;
-  if (frozen.layers.empty()) return result;  // nothing changed
-
-  // The frozen layers stay pinned by build.json (and our shared flocks) meanwhile.
-  auto written = WriteCommit(ws, frozen, subject, &result);
-  BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
-  // Completes the commit when the ref moved (layers frozen after ours, by a
-  // branch meanwhile, stay on top of the new base), or forgets it.
-  BUILDFS_ASSIGN_OR_RETURN(BuildInfo now, RecoverBuild(ws, name));
-  if (!written.ok()) return written.status();
-  result.commit = written.value();
-  result.changed = true;
-  result.kept_cache_changes = result_keeps_layers;
-  if (IsMounted(ws, name)) {
-    auto reply = ControlCall(ws.build_path(name), {{"op", "reload"}});
-    if (!reply.ok()) return reply.status().With("switching mounted build '" + name + "' to the commit");
-  }
-  BUILDFS_RETURN_IF_ERROR(CollectLayers(ws).status());
-  return result;
-}
-
-Result<std::vector<LogEntry>> BuildLog(const Workspace& ws, const std::string& name) {
   BuildInfo info;
   {
-    // An interrupted commit is finished first, so the log and the ref agree.
     BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
     BUILDFS_ASSIGN_OR_RETURN(info, RecoverBuild(ws, name));
   }
-  BUILDFS_ASSIGN_OR_RETURN(ObjectReader reader, ObjectReader::Open(ws.repo_path()));
-  std::vector<LogEntry> out;
-  std::string cur = info.base;
-  while (!cur.empty()) {
-    auto commit = reader.LoadCommit(cur);
-    if (!commit.ok()) {
-      if (commit.code() == ENOENT && !out.empty()) break;  // history pruned below here
-      return commit.status();
-    }
-    out.push_back({cur, commit->subject, commit->timestamp});
-    cur = commit->parent;
-  }
-  return out;
-}
+  result.commit = info.base;
+  if (info.layers.empty() && !DirHasEntries(ws.upper_path(name))) return result;  // nothing private
+  BUILDFS_RETURN_IF_ERROR(CheckSpace(ws, info));
 
-Result<PruneResult> PruneWorkspace(const Workspace& ws) {
-  BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
-  PruneResult out;
-  BUILDFS_ASSIGN_OR_RETURN(out.layers_removed, CollectLayers(ws));
-  BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
-  BUILDFS_ASSIGN_OR_RETURN(auto stats, repo->Prune());
-  out.objects_total = stats.objects_total;
-  out.objects_pruned = stats.objects_pruned;
-  out.bytes_freed = stats.bytes_freed;
-  return out;
+  // Freeze: the commit reads frozen layers only, while a mounted build goes on.
+  BuildInfo frozen;
+  std::string froze;  // the layer this commit froze, taken back if it fails
+  {
+    BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
+    BUILDFS_ASSIGN_OR_RETURN(frozen, FreezeBuild(ws, name));
+    if (frozen.layers.size() > info.layers.size()) froze = frozen.layers.front();
+    // The folded layers' private cache/ changes live on as layers of their own.
+    Status st;
+    for (const auto& id : frozen.layers) {
+      auto copy = CopyCacheOfLayer(ws, id);
+      if (!copy.ok()) {
+        st = copy.status();
+        break;
+      }
+      if (!copy->empty()) frozen.pending_cache.push_back(copy.value());
+    }
+    // Recorded before the ref can move, so a crash after it is completed.
+    frozen.pending_commit = frozen.layers;
+    if (st.ok()) st = ws.SaveBuild(frozen);
+    if (!st.ok()) {
+      TakeBackFreeze(ws, name, froze);
+      CollectLayers(ws);
+      return st;
+    }
+  }
+
+  auto written = WriteCommit(ws, frozen, subject, &result, progress);
+  {
+    BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
+    if (written.ok() && written->empty()) {
+      // The tree is the base's: nothing to record. The frozen layers reduce
+      // to their cache/ changes.
+      frozen.layers = frozen.pending_cache;
+      frozen.pending_commit.clear();
+      frozen.pending_cache.clear();
+      BUILDFS_RETURN_IF_ERROR(ws.SaveBuild(frozen));
+    } else {
+      // Completes the commit when the ref moved, or forgets it.
+      BUILDFS_RETURN_IF_ERROR(RecoverBuild(ws, name).status());
+    }
+    if (!written.ok()) {
+      TakeBackFreeze(ws, name, froze);
+      CollectLayers(ws);
+      return written.status();
+    }
+  }
+  result.changed = !written->empty();
+  if (result.changed) result.commit = written.value();
+  result.kept_cache_changes = !frozen.pending_cache.empty() || (!result.changed && !frozen.layers.empty());
+  BUILDFS_RETURN_IF_ERROR(Reload(ws, name));
+  {
+    BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
+    BUILDFS_RETURN_IF_ERROR(CollectLayers(ws).status());
+  }
+  CollectLeftovers(ws);
+  return result;
 }
 
 }  // namespace buildfs

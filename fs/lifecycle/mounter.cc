@@ -1,6 +1,7 @@
 #include "fs/lifecycle/mounter.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -8,10 +9,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 
+#include "fs/common/mounts.h"
+#include "fs/common/path.h"
 #include "fs/fuse/fuse_server.h"
-#include "fs/layers/ostree_layer.h"
-#include "fs/lifecycle/builds.h"
 #include "fs/lifecycle/control.h"
 #include "fs/lifecycle/stack.h"
 #include "fs/store/lock.h"
@@ -19,13 +21,25 @@
 namespace buildfs {
 namespace {
 
-// Unmounts a mount whose daemon is gone ("Transport endpoint is not connected").
-Status CleanDeadMount(const std::string& mountpoint) {
-  if (!IsMountPoint(mountpoint)) return Status::Ok();
-  if (umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
-    return Status::FromErrno(mountpoint + ": cleaning up a dead mount");
-  }
-  return Status::Ok();
+std::string FsName(const std::string& name) { return "buildfs:" + name; }
+
+// What is mounted at the build's mount point, and whether this workspace's
+// daemon for the build made it.
+struct MountPointState {
+  std::optional<MountEntry> mount;
+  bool ours = false;
+};
+
+MountPointState StateOf(const Workspace& ws, const std::string& name) {
+  MountPointState s;
+  s.mount = MountAt(ws.mountpoint(name));
+  s.ours = s.mount && s.mount->fstype == "fuse.buildfs" && s.mount->source == FsName(name);
+  return s;
+}
+
+Status ForeignMount(const std::string& mountpoint, const MountEntry& m) {
+  return Status::Error(EBUSY, mountpoint + ": busy: a " + m.fstype + " filesystem (" + m.source +
+                                  ") that is not this build's is mounted there; buildfs leaves it alone");
 }
 
 // What the daemon does when a command asks over the control socket.
@@ -47,6 +61,17 @@ nlohmann::json HandleControl(const Workspace& ws, const std::string& name, Overl
     });
     return ControlReply(st);
   }
+  if (op == "unfreeze") {
+    // A failed commit: its frozen layer `id` becomes the upper again.
+    std::string id = request.value("id", "");
+    Status st = overlay.UnfreezeUpper([&](std::shared_ptr<DirLayer>* upper) {
+      BUILDFS_RETURN_IF_ERROR(UnfreezeUpperOnDisk(ws, name, id));
+      BUILDFS_ASSIGN_OR_RETURN(auto opened, DirLayer::Open(ws.upper_path(name), {"", true, false}));
+      *upper = std::move(opened);
+      return Status::Ok();
+    });
+    return ControlReply(st);
+  }
   if (op == "reload") {
     // After a commit: the lowers described by build.json show the same tree.
     auto info = ws.LoadBuild(name);
@@ -58,38 +83,89 @@ nlohmann::json HandleControl(const Workspace& ws, const std::string& name, Overl
   return ControlReply(Status::Error(EINVAL, "unknown control op '" + op + "'"));
 }
 
-// Serves the mount until it is unmounted. Runs in the daemon process.
-Status Serve(const Workspace& ws, const BuildInfo& info, const MountRequest& request,
-             int ready_fd) {
-  auto report = [&](const Status& st) {
-    if (ready_fd >= 0) {
-      std::string msg = st.ok() ? "ok\n" : st.message() + "\n";
-      ssize_t ignored = write(ready_fd, msg.data(), msg.size());
-      (void)ignored;
-      close(ready_fd);
-      ready_fd = -1;
-    }
+// Serves the mount until it is unmounted or stopped; tells `ready` once
+// whether the mount came up.
+Status Serve(const Workspace& ws, const BuildInfo& info, bool debug,
+             const std::function<void(const Status&)>& ready) {
+  auto fail = [&](const Status& st) {
+    ready(st);
     return st;
   };
   auto stack = OpenLayerStack(ws, info);
-  if (!stack.ok()) return report(stack.status());
+  if (!stack.ok()) return fail(stack.status());
   Overlay overlay(std::move(stack.value()));
   Status prepared = overlay.Prepare();
-  if (!prepared.ok()) return report(prepared);
+  if (!prepared.ok()) return fail(prepared);
   auto control = ControlServer::Start(ws.build_path(info.name), [&](const nlohmann::json& req) {
     return HandleControl(ws, info.name, overlay, req);
   });
-  if (!control.ok()) return report(control.status());
+  if (!control.ok()) return fail(control.status());
   FuseServer server(&overlay);
   FuseOptions options;
-  options.fsname = "buildfs:" + info.name;
-  options.debug = request.debug;
+  options.fsname = FsName(info.name);
+  options.debug = debug;
   Status mounted = server.Mount(ws.mountpoint(info.name), options);
-  if (!mounted.ok()) return report(mounted);
-  report(Status::Ok());
+  if (!mounted.ok()) return fail(mounted);
+  ready(Status::Ok());
   Status ran = server.Run();
   server.Unmount();
   return ran;
+}
+
+// Starts the daemon as a program of its own and waits for its word.
+Status StartDaemon(const Workspace& ws, const std::string& name, bool debug,
+                   const DaemonLauncher& launcher, int lock_fd) {
+  std::vector<std::string> args = launcher(name, debug);
+  if (args.empty()) return Status::Error(EINVAL, "no daemon command");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string log = ws.log_path(name) + "/mount.log";
+  UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
+  UniqueFd log_fd(open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (!log_fd.valid()) log_fd.reset(open("/dev/null", O_WRONLY | O_CLOEXEC));
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return Status::FromErrno("pipe");
+  UniqueFd ready_read(pipefd[0]), ready_write(pipefd[1]);
+  fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return Status::FromErrno("fork");
+  if (pid == 0) {
+    // Only async-signal-safe calls from here to exec. The daemon gets its own
+    // session, /dev/null as stdin, the build's log as stdout and stderr, the
+    // two fds of its contract, and nothing else the caller had open.
+    setsid();
+    int ready = fcntl(ready_write.get(), F_DUPFD, 10);
+    int lock = fcntl(lock_fd, F_DUPFD, 10);
+    dup2(null_fd.get(), 0);
+    dup2(log_fd.get(), 1);
+    dup2(log_fd.get(), 2);
+    dup2(ready, kDaemonReadyFd);
+    dup2(lock, kDaemonLockFd);
+    close_range(kDaemonLockFd + 1, ~0U, 0);
+    execv(argv[0], argv.data());
+    const char msg[] = "cannot start the mount daemon\n";
+    ssize_t ignored = write(kDaemonReadyFd, msg, sizeof(msg) - 1);
+    (void)ignored;
+    _exit(127);
+  }
+  ready_write.reset();
+  std::string reply;
+  char buf[512];
+  for (;;) {
+    ssize_t n = read(ready_read.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  if (reply != "ok\n") {
+    int wstatus = 0;
+    waitpid(pid, &wstatus, 0);
+    while (!reply.empty() && reply.back() == '\n') reply.pop_back();
+    return Status::Error(EIO, reply.empty() ? "the mount daemon died while starting" : reply);
+  }
+  // The daemon is in its own session now; nothing waits for it but init.
+  return Status::Ok();
 }
 
 }  // namespace
@@ -98,23 +174,37 @@ bool IsMounted(const Workspace& ws, const std::string& name) {
   return FileLock::IsHeld(ws.lock_path(name));
 }
 
-Status MountBuild(const Workspace& ws, const MountRequest& request) {
-  BUILDFS_RETURN_IF_ERROR(ws.LoadBuild(request.name).status());
-  std::string mountpoint = ws.mountpoint(request.name);
-  auto lock = FileLock::TryAcquire(ws.lock_path(request.name));
+Status MountBuild(const Workspace& ws, const MountRequest& request, const DaemonLauncher& launcher) {
+  BUILDFS_ASSIGN_OR_RETURN(BuildLock held, BuildLock::Acquire(ws, request.name, "mount"));
+  return MountBuild(ws, request, launcher, std::move(held));
+}
+
+Status MountBuild(const Workspace& ws, const MountRequest& request, const DaemonLauncher& launcher,
+                  BuildLock held) {
+  const std::string& name = request.name;
+  BUILDFS_RETURN_IF_ERROR(ws.LoadBuild(name).status());
+  std::string mountpoint = ws.mountpoint(name);
+  auto lock = FileLock::TryAcquire(ws.lock_path(name));
   if (!lock.ok()) {
     if (lock.code() == EWOULDBLOCK) {
-      return Status::Error(EBUSY, "build '" + request.name + "' is already mounted at " + mountpoint);
+      return Status::Error(EBUSY, "build '" + name + "' is already mounted at " + mountpoint);
     }
     return lock.status();
   }
-  // We hold the lock, so no daemon serves this build: any mount there is dead.
-  BUILDFS_RETURN_IF_ERROR(CleanDeadMount(mountpoint));
+  MountPointState there = StateOf(ws, name);
+  if (there.mount && !there.ours) return ForeignMount(mountpoint, *there.mount);
+  // We hold the mount lock, so no daemon serves this build: a mount of ours there is dead.
+  if (there.ours && umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
+    return Status::FromErrno(mountpoint + ": cleaning up a dead mount");
+  }
   BuildInfo info;
   {
-    auto meta = LockWorkspaceMeta(ws);
-    if (!meta.ok()) return meta.status();
-    BUILDFS_ASSIGN_OR_RETURN(info, RecoverBuild(ws, request.name));
+    BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
+    auto recovered = RecoverBuild(ws, name);
+    // On a full disk the description may not be rewritable; the one on disk
+    // shows the same tree, and the next operation completes the recovery.
+    if (!recovered.ok() && recovered.code() == ENOSPC) recovered = ws.LoadBuild(name);
+    BUILDFS_ASSIGN_OR_RETURN(info, std::move(recovered));
   }
   if (mkdir(mountpoint.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(mountpoint);
   struct stat st;
@@ -124,61 +214,60 @@ Status MountBuild(const Workspace& ws, const MountRequest& request) {
     return Status::Error(EBUSY, mountpoint + ": mount point is not empty; move its contents away");
   }
 
-  if (request.foreground) return Serve(ws, info, request, -1);
-
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) return Status::FromErrno("pipe");
-  fflush(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) return Status::FromErrno("fork");
-  if (pid == 0) {
-    // The daemon: its own session, output to the build's log.
-    close(pipefd[0]);
-    setsid();
-    std::string log = ws.log_path(request.name) + "/mount.log";
-    int null_fd = open("/dev/null", O_RDONLY);
-    int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (null_fd >= 0) dup2(null_fd, 0);
-    if (log_fd >= 0) {
-      dup2(log_fd, 1);
-      dup2(log_fd, 2);
-    }
-    Status st = Serve(ws, info, request, pipefd[1]);
-    if (!st.ok()) fprintf(stderr, "buildfs: %s\n", st.message().c_str());
-    _exit(st.ok() ? 0 : 1);
+  if (request.foreground) {
+    // Other commands may use the build once it is mounted.
+    std::optional<BuildLock> build_lock(std::move(held));
+    return Serve(ws, info, request.debug, [&](const Status&) { build_lock.reset(); });
   }
-  close(pipefd[1]);
-  std::string reply;
-  char buf[512];
-  for (;;) {
-    ssize_t n = read(pipefd[0], buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    reply.append(buf, static_cast<size_t>(n));
-  }
-  close(pipefd[0]);
-  if (reply != "ok\n") {
-    int wstatus = 0;
-    waitpid(pid, &wstatus, 0);
-    while (!reply.empty() && reply.back() == '\n') reply.pop_back();
-    return Status::Error(EIO, reply.empty() ? "the mount daemon died while starting" : reply);
-  }
+  BUILDFS_RETURN_IF_ERROR(StartDaemon(ws, name, request.debug, launcher, lock->fd()));
   // Returns only once the filesystem answers.
   if (stat(mountpoint.c_str(), &st) != 0) return Status::FromErrno(mountpoint);
   return Status::Ok();
 }
 
+Status ServeDaemon(const Workspace& ws, const std::string& name, bool debug) {
+  int ready_fd = kDaemonReadyFd;
+  auto ready = [&](const Status& st) {
+    if (ready_fd < 0) return;
+    std::string msg = st.ok() ? "ok\n" : st.message() + "\n";
+    ssize_t ignored = write(ready_fd, msg.data(), msg.size());
+    (void)ignored;
+    close(ready_fd);
+    ready_fd = -1;
+  };
+  auto info = ws.LoadBuild(name);
+  if (!info.ok()) {
+    ready(info.status());
+    return info.status();
+  }
+  return Serve(ws, info.value(), debug, ready);
+}
+
 Status UnmountBuild(const Workspace& ws, const std::string& name, bool lazy) {
-  BUILDFS_RETURN_IF_ERROR(ws.LoadBuild(name).status());
+  BUILDFS_ASSIGN_OR_RETURN(BuildLock held, BuildLock::Acquire(ws, name, "umount"));
+  return UnmountBuild(ws, name, lazy, held);
+}
+
+Status UnmountBuild(const Workspace& ws, const std::string& name, bool lazy, const BuildLock& /*held*/) {
+  if (!ws.HasBuildDir(name)) return Status::Error(ENOENT, "no build named '" + name + "'");
   std::string mountpoint = ws.mountpoint(name);
-  bool held = FileLock::IsHeld(ws.lock_path(name));
-  // `buildfs umount` run inside the build must not keep it busy itself.
-  if (chdir(ws.root().c_str()) != 0) return Status::FromErrno(ws.root());
-  if (!IsMountPoint(mountpoint)) {
+  bool held = IsMounted(ws, name);
+  MountPointState there = StateOf(ws, name);
+  if (there.mount && !there.ours) return ForeignMount(mountpoint, *there.mount);
+  if (!there.mount) {
     if (!held) return Status::Error(EINVAL, "build '" + name + "' is not mounted");
   } else if (umount2(mountpoint.c_str(), lazy ? MNT_DETACH : 0) != 0) {
     if (errno == EBUSY) {
-      return Status::Error(EBUSY, mountpoint + ": busy (a process uses it); hint: close it, or --lazy");
+      auto user = ProcessWorkingIn(mountpoint);
+      if (user && user->pid == getppid()) {
+        return Status::Error(EBUSY, mountpoint + ": busy: your shell (pid " + std::to_string(user->pid) +
+                                        ") has its working directory in it");
+      }
+      if (user) {
+        return Status::Error(EBUSY, mountpoint + ": busy: process " + std::to_string(user->pid) + " (" +
+                                        user->command + ") has its working directory in it");
+      }
+      return Status::Error(EBUSY, mountpoint + ": busy: a process has files open in it");
     }
     if (errno != EINVAL && errno != ENOENT) return Status::FromErrno(mountpoint);
   }

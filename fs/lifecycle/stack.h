@@ -37,10 +37,38 @@ Result<LayerStack> OpenLayerStack(const Workspace& ws, const BuildInfo& info);
 // layers and gives it an empty upper. Crash-safe: build.json records the
 // freeze before the rename (pending_freeze) and RecoverBuild finishes it.
 Status FreezeUpperOnDisk(const Workspace& ws, const std::string& name, const std::string& id);
-// Finishes an interrupted freeze; returns the build's description.
+// A new frozen layer holding only the cache/ subtree of frozen layer `id`
+// (its files hard-linked: frozen layers never change); "" when `id` holds
+// nothing under cache/. REQUIRES: the meta lock (the new layer is listed by
+// no build yet).
+Result<std::string> CopyCacheOfLayer(const Workspace& ws, const std::string& id);
+// The reverse after a failed commit: the topmost frozen layer `id` becomes
+// the upper again. ENOTEMPTY when the upper was written to meanwhile.
+Status UnfreezeUpperOnDisk(const Workspace& ws, const std::string& name, const std::string& id);
+// Finishes an interrupted freeze, commit or unfreeze; returns the build's
+// description. Writes nothing when nothing was interrupted.
+// REQUIRES: the build's BuildLock and the workspace meta lock.
 Result<BuildInfo> RecoverBuild(const Workspace& ws, const std::string& name);
 
-// Deletes frozen layers that no build lists and no process reads. Returns how many.
-Result<int> CollectLayers(const Workspace& ws);
+struct CollectedLayers {
+  int removed = 0;
+  // Builds whose description is damaged: while there is one, no layer is
+  // deleted (it may be one of theirs).
+  std::vector<std::string> damaged;
+};
+// Deletes frozen layers that no build lists and no process reads.
+// REQUIRES: the workspace meta lock.
+Result<CollectedLayers> CollectLayers(const Workspace& ws);
+
+// Moves `path` into the workspace's trash (.buildfs/trash/) in one rename,
+// so it is gone at once, then deletes it. Killed in between, it stays in the
+// trash until CollectLeftovers.
+Status DeleteTreeNow(const Workspace& ws, const std::string& path);
+// Deletes what killed commands left behind: the trash, and builds a killed
+// `new` or `branch` was making. Best effort; safe at any time.
+void CollectLeftovers(const Workspace& ws);
+// An empty directory that nothing writes to: the upper and work directory of
+// the read-only overlays of commit, status, diff and export.
+Result<std::string> EmptyDir(const Workspace& ws);
 
 }  // namespace buildfs

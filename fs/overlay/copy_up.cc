@@ -15,36 +15,6 @@
 #include "fs/overlay/overlay.h"
 
 namespace buildfs {
-namespace {
-
-Status CopyData(int from, int to) {
-  for (;;) {
-    ssize_t n = copy_file_range(from, nullptr, to, nullptr, 1 << 30, 0);
-    if (n == 0) return Status::Ok();
-    if (n > 0) continue;
-    if (errno == EINTR) continue;
-    if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
-      return Status::FromErrno("copy-up");
-    }
-    // Fallback for filesystems without copy_file_range between them.
-    char buf[1 << 16];
-    for (;;) {
-      ssize_t got = read(from, buf, sizeof(buf));
-      if (got < 0 && errno == EINTR) continue;
-      if (got < 0) return Status::FromErrno("copy-up read");
-      if (got == 0) return Status::Ok();
-      for (ssize_t done = 0; done < got;) {
-        ssize_t w = write(to, buf + done, static_cast<size_t>(got - done));
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return Status::FromErrno("copy-up write");
-        done += w;
-      }
-    }
-  }
-}
-
-}  // namespace
-
 std::string Overlay::WorkName(const char* what, uint64_t ino) {
   return std::string(what) + "-" + std::to_string(ino) + "-" + std::to_string(++work_seq_);
 }
@@ -66,7 +36,7 @@ Status Overlay::CopyToWork(const Source& src, const std::string& tmp, uint64_t i
     if (!to.valid()) return Status::FromErrno(tmp);
     if (with_data) {
       BUILDFS_ASSIGN_OR_RETURN(UniqueFd from, layer.Open(src.path, O_RDONLY));
-      made = CopyData(from.get(), to.get());
+      made = CopyFileData(from.get(), to.get());
     }
   } else if (S_ISLNK(st.st_mode)) {
     BUILDFS_ASSIGN_OR_RETURN(std::string target, layer.ReadLink(src.path));

@@ -165,6 +165,11 @@ class Overlay {
   // frozen layer never changes.
   using FreezeFn = std::function<Status(std::shared_ptr<DirLayer>* new_upper, StackLayer* frozen)>;
   Status FreezeUpper(const FreezeFn& move);
+  // The reverse of FreezeUpper, after a failed commit: the topmost frozen
+  // layer becomes the upper again. `move` does the on-disk part and opens
+  // it. ENOTEMPTY (and nothing changes) when the upper was written to since.
+  using UnfreezeFn = std::function<Status(std::shared_ptr<DirLayer>* upper)>;
+  Status UnfreezeUpper(const UnfreezeFn& move);
   // Replaces every lower layer with `lowers`, which must show the same tree
   // (after a commit folded the frozen layers into a new base). Live inodes
   // keep their numbers.

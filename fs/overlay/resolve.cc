@@ -83,6 +83,7 @@ uint64_t Overlay::PathIno(const Source& src) const {
 Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string& parent_path,
                                            const std::string& name, bool skip_upper) {
   // "." and ".." would reach outside the layer roots; the kernel never sends them.
+  if (name.size() > 255) return Status::Error(ENAMETOOLONG, "name longer than 255 bytes");
   if (!IsValidName(name)) return Status::Error(EINVAL, "invalid name '" + name + "'");
   Resolved r;
   LayerEntry identity;

@@ -59,6 +59,52 @@ Status Overlay::FreezeUpper(const FreezeFn& move) {
   return Status::Ok();
 }
 
+Status Overlay::UnfreezeUpper(const UnfreezeFn& move) {
+  std::vector<std::pair<uint64_t, std::string>> names;
+  std::vector<uint64_t> relinked;
+  {
+    std::unique_lock writes(switch_mu_);
+    std::lock_guard lock(mu_);
+    if (layers_.size() < 2 || !layers_[1].overlay_format) {
+      return Status::Error(EINVAL, "no frozen layer to take back");
+    }
+    std::vector<LayerDirent> entries;
+    BUILDFS_RETURN_IF_ERROR(stack_.upper->ReadDir("", &entries));
+    if (!entries.empty()) return Status::Error(ENOTEMPTY, "the build was written to meanwhile");
+    std::shared_ptr<DirLayer> upper;
+    BUILDFS_RETURN_IF_ERROR(move(&upper));
+    stack_.upper = upper;
+    stack_.lowers.erase(stack_.lowers.begin());
+    layers_[0] = {upper, true};
+    layers_.erase(layers_.begin() + 1);
+    for (auto& [ino, node] : nodes_) {
+      bool moved = false;
+      std::vector<Source> lower;
+      for (const auto& src : node->lower) {
+        if (src.layer == 1) {
+          moved = true;
+        } else {
+          lower.push_back({src.layer - 1, src.path});
+        }
+      }
+      node->lower = std::move(lower);
+      if (!moved) continue;
+      node->in_upper = true;
+      ++node->generation;
+      if (S_ISDIR(node->type)) continue;
+      // Names a freeze split apart are one file again: the kernel asks anew.
+      auto path = PathOf(*node);
+      auto e = path.ok() ? UpperEntry(path.value()) : Result<LayerEntry>(path.status());
+      if (e.ok() && e->st.st_nlink > 1) {
+        relinked.push_back(ino);
+        names.insert(names.end(), node->aliases.begin(), node->aliases.end());
+      }
+    }
+  }
+  NotifyKernel(names, relinked);
+  return Status::Ok();
+}
+
 void Overlay::NotifyKernel(const std::vector<std::pair<uint64_t, std::string>>& names,
                            const std::vector<uint64_t>& inodes) {
   for (const auto& [parent, name] : names) {

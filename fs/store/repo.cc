@@ -63,8 +63,11 @@ std::string ChecksumHex(guchar* csum) {
 CommitBuilder::CommitBuilder(Repo* repo) : repo_(repo) { root_ = ostree_mutable_tree_new(); }
 
 CommitBuilder::~CommitBuilder() {
-  if (in_transaction_) ostree_repo_abort_transaction(repo_->raw(), nullptr, nullptr);
   if (root_) g_object_unref(root_);
+  if (in_transaction_) {
+    ostree_repo_abort_transaction(repo_->raw(), nullptr, nullptr);
+    repo_->DropAbandonedStaging();
+  }
   if (lock_) ostree_repo_auto_lock_cleanup(static_cast<OstreeRepoAutoLock*>(lock_));
 }
 
@@ -185,15 +188,43 @@ Result<std::string> CommitBuilder::WriteContent(const struct stat& st, const Xat
 }
 
 Result<std::string> CommitBuilder::Finish(const std::string& ref, const std::string& parent,
-                                          const std::string& subject) {
+                                          const std::string& message, const Root* unless_root) {
+  // OSTree keeps a subject line and a body, as git does.
+  const size_t newline = message.find('\n');
+  const std::string subject = message.substr(0, newline);
+  const size_t body_start =
+      newline == std::string::npos ? std::string::npos : message.find_first_not_of('\n', newline);
+  const std::string body = body_start == std::string::npos ? "" : message.substr(body_start);
   GError* error = nullptr;
   GFile* root = nullptr;
   if (!ostree_repo_write_mtree(repo_->raw(), root_, &root, nullptr, &error)) {
     return FromGError(error, "writing tree");
   }
+  if (unless_root &&
+      unless_root->tree == ostree_repo_file_tree_get_contents_checksum(OSTREE_REPO_FILE(root)) &&
+      unless_root->meta == ostree_repo_file_tree_get_metadata_checksum(OSTREE_REPO_FILE(root))) {
+    g_object_unref(root);
+    return std::string();  // the destructor aborts the transaction
+  }
+  // The tree's objects land in objects/ first, in a transaction of their own:
+  // OSTree moves a transaction's objects in no particular order, so a commit
+  // object moved in with them could, killed half-way, name trees that are not
+  // there (`ostree fsck` then fails). Trees without a commit are only garbage.
+  if (!ostree_repo_commit_transaction(repo_->raw(), nullptr, nullptr, &error)) {
+    g_object_unref(root);
+    in_transaction_ = false;
+    return FromGError(error, "committing the tree's objects");
+  }
+  in_transaction_ = false;
+  if (!ostree_repo_prepare_transaction(repo_->raw(), nullptr, nullptr, &error)) {
+    g_object_unref(root);
+    return FromGError(error, "starting transaction");
+  }
+  in_transaction_ = true;
   char* commit = nullptr;
   gboolean ok = ostree_repo_write_commit(repo_->raw(), parent.empty() ? nullptr : parent.c_str(),
-                                         subject.c_str(), nullptr, nullptr, OSTREE_REPO_FILE(root),
+                                         subject.c_str(), body.empty() ? nullptr : body.c_str(),
+                                         nullptr, OSTREE_REPO_FILE(root),
                                          &commit, nullptr, &error);
   g_object_unref(root);
   if (!ok) return FromGError(error, "writing commit");
@@ -298,7 +329,7 @@ Result<std::unique_ptr<CommitBuilder>> Repo::BeginCommit() {
 namespace {
 
 Status AddDirectoryContents(CommitBuilder& b, CommitBuilder::Dir mdir, int dir_fd,
-                            const std::string& where, const Repo::Progress& progress,
+                            const std::string& where, const Progress& progress,
                             uint64_t* count) {
   auto names = ListNamesAt(dir_fd);
   if (!names.ok()) return names.status().With(where.empty() ? "." : where);
@@ -318,7 +349,8 @@ Status AddDirectoryContents(CommitBuilder& b, CommitBuilder::Dir mdir, int dir_f
       if (!csum.ok()) return csum.status().With(where.empty() ? "." : where);
       BUILDFS_RETURN_IF_ERROR(b.AddFile(mdir, name, csum.value()));
     }
-    if (progress && ++*count % 1000 == 0) progress(*count);
+    progress.Report(++*count);
+    if (progress.cancelled()) return Status::Error(ECANCELED, "interrupted");
   }
   return Status::Ok();
 }
@@ -341,6 +373,27 @@ Result<std::string> Repo::CommitDirectory(const std::string& dir, const std::str
     BUILDFS_RETURN_IF_ERROR(AddDirectoryContents(*builder, builder->root(), fd.get(), "", progress, &count));
   }
   return builder->Finish(ref, "", subject);
+}
+
+void Repo::DropAbandonedStaging() {
+  UniqueFd tmp(openat(ostree_repo_get_dfd(repo_), "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!tmp.valid()) return;
+  auto names = ListNamesAt(tmp.get());
+  if (!names.ok()) return;
+  for (const auto& name : names.value()) {
+    if (name.rfind("staging-", 0) != 0 || name.ends_with("-lock")) continue;
+    // A running transaction holds an OFD lock on NAME-lock (libglnx); the
+    // lock is kept while the directory goes, so nobody resumes it meanwhile.
+    const std::string lock_name = name + "-lock";
+    UniqueFd lock(openat(tmp.get(), lock_name.c_str(), O_RDWR | O_CLOEXEC));
+    if (lock.valid()) {
+      struct flock fl = {};
+      fl.l_type = F_WRLCK;
+      fl.l_whence = SEEK_SET;
+      if (fcntl(lock.get(), F_OFD_SETLK, &fl) != 0) continue;  // in use
+    }
+    if (RemoveTreeAt(tmp.get(), name).ok()) unlinkat(tmp.get(), lock_name.c_str(), 0);
+  }
 }
 
 Result<Repo::PruneStats> Repo::Prune() {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/common/progress.h"
 #include "fs/common/status.h"
 #include "fs/common/xattr.h"
 #include "fs/store/objects.h"
@@ -52,10 +53,16 @@ class CommitBuilder {
   // fd open on its content (read from offset 0), or, for a symlink, its target.
   Result<std::string> WriteContent(const struct stat& st, const Xattrs& xattrs, int fd,
                                    const std::string& symlink_target);
-  // Writes the tree and the commit, points `ref` at it, and ends the
-  // transaction. `parent` may be "". Returns the commit checksum.
+  // Writes the tree and the commit (`message`: a subject line, then maybe a
+  // body), points `ref` at it, and ends the transaction. `parent` may be "".
+  // Returns the commit checksum; when
+  // `unless_root` names the root tree and dirmeta the tree turns out to have,
+  // writes no commit, moves no ref and returns "".
+  struct Root {
+    std::string tree, meta;
+  };
   Result<std::string> Finish(const std::string& ref, const std::string& parent,
-                             const std::string& subject);
+                             const std::string& message, const Root* unless_root = nullptr);
 
  private:
   friend class Repo;
@@ -86,11 +93,16 @@ class Repo {
 
   // Starts a commit (a transaction under the shared repo lock).
   Result<std::unique_ptr<CommitBuilder>> BeginCommit();
-  // Called with the number of entries stored so far, for progress.
-  using Progress = std::function<void(uint64_t entries)>;
-  // Commits the directory tree at `dir` ("" = an empty tree) as `ref`.
+  // Commits the directory tree at `dir` ("" = an empty tree) as `ref`,
+  // reporting entries stored. Cancelled or failed, it leaves no object
+  // behind (the transaction is aborted) and moves no ref.
   Result<std::string> CommitDirectory(const std::string& dir, const std::string& ref,
                                       const std::string& subject, const Progress& progress = {});
+
+  // Deletes the staging directories of transactions nobody runs any more
+  // (aborted, or their process died): OSTree keeps them to resume, but their
+  // half-written objects are only garbage here.
+  void DropAbandonedStaging();
 
   struct PruneStats {
     int objects_total = 0;

@@ -61,9 +61,12 @@ Status ValidateBuildName(const std::string& name) {
   if (name[0] == '.') return bad("starts with '.'");
   if (name.find("..") != std::string::npos) return bad("contains '..'");
   for (unsigned char c : name) {
+    if (std::isalnum(c) || c == '_' || c == '.' || c == '-') continue;
     if (c == '/') return bad("contains '/'");
     if (std::isspace(c)) return bad("contains whitespace");
-    if (std::iscntrl(c)) return bad("contains a control character");
+    if (std::iscntrl(c) || c >= 0x80) return bad("contains a control or non-ASCII character");
+    return bad(std::string("contains '") + static_cast<char>(c) +
+               "' (names may hold letters, digits, '_', '.' and '-')");
   }
   static const char* kReserved[] = {"repo", "src", "cache"};
   for (const char* r : kReserved) {
@@ -128,6 +131,12 @@ bool Workspace::HasBuild(const std::string& name) const {
   return stat((build_path(name) + "/build.json").c_str(), &st) == 0;
 }
 
+bool Workspace::HasBuildDir(const std::string& name) const {
+  if (!ValidateBuildName(name).ok()) return false;
+  struct stat st;
+  return stat(build_path(name).c_str(), &st) == 0;
+}
+
 std::vector<std::string> Workspace::ListBuilds() const {
   std::vector<std::string> out;
   auto names = ListNames(state_path() + "/builds");
@@ -141,29 +150,54 @@ std::vector<std::string> Workspace::ListBuilds() const {
 
 Result<BuildInfo> Workspace::LoadBuild(const std::string& name) const {
   BUILDFS_RETURN_IF_ERROR(ValidateBuildName(name));
-  auto text = ReadFile(build_path(name) + "/build.json");
+  const std::string path = build_path(name) + "/build.json";
+  auto text = ReadFile(path);
   if (!text.ok()) {
     if (text.code() == ENOENT) return Status::Error(ENOENT, "no build named '" + name + "'");
     return text.status();
   }
-  try {
-    auto j = nlohmann::json::parse(text.value());
-    BuildInfo info;
-    info.name = name;
-    info.base = j.at("base").get<std::string>();
-    info.layers = j.value("layers", std::vector<std::string>{});
-    info.pending_freeze = j.value("pending_freeze", std::string());
-    info.pending_commit = j.value("pending_commit", std::vector<std::string>{});
-    return info;
-  } catch (const std::exception& e) {
-    return Status::Error(EINVAL, build_path(name) + "/build.json: " + e.what());
+  auto damaged = [&](const std::string& why) {
+    return Status::Error(EUCLEAN, "build '" + name + "' is damaged: " + path + " " + why);
+  };
+  auto j = nlohmann::json::parse(text.value(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return damaged(text->empty() ? "is empty" : "is not valid JSON");
   }
+  if (!j.is_object()) return damaged("does not hold a JSON object");
+  auto strings = [&](const char* key, std::vector<std::string>* out) -> Status {
+    if (!j.contains(key)) return Status::Ok();
+    const auto& v = j[key];
+    if (!v.is_array()) return damaged(std::string("has a \"") + key + "\" that is not a list");
+    for (const auto& x : v) {
+      if (!x.is_string()) return damaged(std::string("has a \"") + key + "\" entry that is not a string");
+      out->push_back(x.get<std::string>());
+    }
+    return Status::Ok();
+  };
+  BuildInfo info;
+  info.name = name;
+  if (!j.contains("base") || !j["base"].is_string() || j["base"].get<std::string>().size() != 64) {
+    return damaged("names no base commit");
+  }
+  info.base = j["base"].get<std::string>();
+  BUILDFS_RETURN_IF_ERROR(strings("layers", &info.layers));
+  BUILDFS_RETURN_IF_ERROR(strings("pending_commit", &info.pending_commit));
+  BUILDFS_RETURN_IF_ERROR(strings("pending_cache", &info.pending_cache));
+  for (auto [key, out] : {std::pair{"pending_freeze", &info.pending_freeze},
+                          std::pair{"pending_unfreeze", &info.pending_unfreeze}}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_string()) return damaged(std::string("has a \"") + key + "\" that is not a string");
+    *out = j[key].get<std::string>();
+  }
+  return info;
 }
 
 std::string BuildJson(const BuildInfo& info) {
   nlohmann::json j = {{"format", 1}, {"name", info.name}, {"base", info.base}, {"layers", info.layers}};
   if (!info.pending_freeze.empty()) j["pending_freeze"] = info.pending_freeze;
   if (!info.pending_commit.empty()) j["pending_commit"] = info.pending_commit;
+  if (!info.pending_cache.empty()) j["pending_cache"] = info.pending_cache;
+  if (!info.pending_unfreeze.empty()) j["pending_unfreeze"] = info.pending_unfreeze;
   return j.dump(2) + "\n";
 }
 

@@ -27,12 +27,21 @@ struct BuildInfo {
   // Set while a commit folding these layers is written; RecoverBuild
   // completes it (the ref moved) or forgets it (it did not).
   std::vector<std::string> pending_commit;
+  // With pending_commit: the layers that replace the folded ones once the
+  // commit is complete (copies of their private cache/ changes).
+  std::vector<std::string> pending_cache;
+  // Set while the frozen layer `pending_unfreeze` (the topmost) is renamed
+  // back to the upper after a failed commit; RecoverBuild finishes it.
+  std::string pending_unfreeze;
 };
 
 // The text of build.json for `info`.
 std::string BuildJson(const BuildInfo& info);
 
-// Refuses names with '/', "..", whitespace, a leading '-' or '.', or control characters.
+// A build name is also a directory name and part of OSTree refs
+// (builds/NAME/base): letters, digits, '_', '.' and '-', starting with a
+// letter, digit or '_', without "..", at most 100 bytes, and none of the
+// workspace's own directories. EINVAL otherwise, saying why.
 Status ValidateBuildName(const std::string& name);
 
 class Workspace {
@@ -60,8 +69,14 @@ class Workspace {
   std::string meta_lock_path() const { return state_path() + "/lock"; }
   static std::string BaseRef(const std::string& name) { return "builds/" + name + "/base"; }
 
+  // True when build `name` has a description (which may be damaged).
   bool HasBuild(const std::string& name) const;
+  // True when .buildfs/builds/NAME exists at all.
+  bool HasBuildDir(const std::string& name) const;
+  // Every build with a description, damaged ones included, sorted.
   std::vector<std::string> ListBuilds() const;
+  // ENOENT for no such build; EUCLEAN when build.json is damaged (the
+  // message says how, in words).
   Result<BuildInfo> LoadBuild(const std::string& name) const;
   // Writes build.json atomically.
   Status SaveBuild(const BuildInfo& info) const;

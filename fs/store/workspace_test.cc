@@ -47,6 +47,15 @@ TEST(ValidateBuildNameTest, RefusesWorkspaceDirectoryNames) {
   EXPECT_ERRNO(ValidateBuildName("cache"), EINVAL);
 }
 
+// Build names are part of OSTree refs: what a ref cannot hold is refused here,
+// before any command changes anything.
+TEST(ValidateBuildNameTest, RefusesWhatARefCannotHold) {
+  for (const char* name : {"a\\b", "a:b", "*", "a?b", "a@b", "a~b", "a^b", "a[b", "é"}) {
+    SCOPED_TRACE(name);
+    EXPECT_ERRNO(ValidateBuildName(name), EINVAL);
+  }
+}
+
 TEST(ValidateBuildNameTest, AcceptsOrdinaryNames) {
   EXPECT_OK(ValidateBuildName("demo"));
   EXPECT_OK(ValidateBuildName("feature-1.2_x"));
@@ -149,11 +158,24 @@ TEST_F(WorkspaceTest, LoadOfInvalidNameIsEINVAL) {
   EXPECT_ERRNO(ws.LoadBuild("../etc"), EINVAL);
 }
 
-TEST_F(WorkspaceTest, LoadOfMalformedBuildJsonIsEINVAL) {
+TEST_F(WorkspaceTest, LoadOfBuildJsonWithoutBaseSaysItIsDamaged) {
   ASSERT_OK_AND_ASSIGN(Workspace ws, Workspace::Init(tmp_.Path("ws")));
   MakeDirs(ws.build_path("demo"));
   testing::WriteFile(ws.build_path("demo") + "/build.json", "{\"name\": \"demo\"}");
-  EXPECT_ERRNO(ws.LoadBuild("demo"), EINVAL);
+  auto info = ws.LoadBuild("demo");
+  EXPECT_ERRNO(info, EUCLEAN);
+  EXPECT_EQ(info.status().message(),
+            "build 'demo' is damaged: " + ws.build_path("demo") + "/build.json names no base commit");
+}
+
+TEST_F(WorkspaceTest, LoadOfBuildJsonThatIsNoJsonSaysSoInWords) {
+  ASSERT_OK_AND_ASSIGN(Workspace ws, Workspace::Init(tmp_.Path("ws")));
+  MakeDirs(ws.build_path("demo"));
+  testing::WriteFile(ws.build_path("demo") + "/build.json", "{\"base\": ");
+  auto info = ws.LoadBuild("demo");
+  EXPECT_ERRNO(info, EUCLEAN);
+  EXPECT_EQ(info.status().message(),
+            "build 'demo' is damaged: " + ws.build_path("demo") + "/build.json is not valid JSON");
 }
 
 }  // namespace

@@ -65,7 +65,12 @@ std::string CommandResult::Describe() const {
   return os.str();
 }
 
-const char* BuildfsBin() { return BUILDFS_BIN; }
+const char* BuildfsBin() {
+  // BUILDFS_BIN in the environment runs the tests against another binary
+  // (an older build, to see a reproduction fail).
+  const char* other = getenv("BUILDFS_BIN");
+  return other && *other ? other : BUILDFS_BIN;
+}
 
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& cwd,
                          int timeout_s) {

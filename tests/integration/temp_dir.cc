@@ -114,7 +114,10 @@ void DetachMountsUnder(const std::string& dir) {
 }
 
 TempDir::TempDir(std::string_view prefix) {
-  std::string templ = "/var/tmp/" + std::string(prefix) + "-XXXXXX";
+  // A test run's own directory when tools/test.sh gave one (it cleans up
+  // only below it), else /var/tmp.
+  const char* run_dir = getenv("BUILDFS_TEST_TMPDIR");
+  std::string templ = std::string(run_dir && *run_dir ? run_dir : "/var/tmp") + "/" + std::string(prefix) + "-XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) ThrowErrno("mkdtemp", templ);
   path_ = templ;
 }
