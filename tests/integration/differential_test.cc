@@ -429,7 +429,23 @@ class Stopwatch {
   std::chrono::steady_clock::time_point start_;
 };
 
-class DifferentialTest : public WorkspaceTest {};
+class DifferentialTest : public WorkspaceTest {
+ protected:
+  // A random tree from `seed` as the base of build "diff", mounted, and a
+  // plain copy of it to apply the same operations to.
+  void MakeBuildAndReference(uint64_t seed) {
+    umask(022);
+    const std::string base = tmp("base");
+    ref_ = tmp("reference");
+    MakeRandomTree(base, seed, kBaseDirs, kBaseFiles);
+    CopyTree(base, ref_);
+    ASSERT_TRUE(NewBuild("diff", base));
+    ASSERT_TRUE(Mount("diff"));
+    mnt_ = BuildDir("diff");
+  }
+
+  std::string ref_, mnt_;
+};
 
 TEST_F(DifferentialTest, RandomOperationsMatchAPlainDirectory) {
   const uint64_t seed = EnvOr("BUILDFS_SEED", kDefaultSeed);
@@ -438,15 +454,9 @@ TEST_F(DifferentialTest, RandomOperationsMatchAPlainDirectory) {
          static_cast<unsigned long long>(seed), static_cast<unsigned long long>(steps));
   fflush(stdout);
   RecordProperty("seed", std::to_string(seed));
-  umask(022);
-
-  const std::string base = tmp("base");
-  const std::string ref = tmp("reference");
-  MakeRandomTree(base, seed, kBaseDirs, kBaseFiles);
-  CopyTree(base, ref);
-  ASSERT_TRUE(NewBuild("diff", base));
-  ASSERT_TRUE(Mount("diff"));
-  const std::string mnt = BuildDir("diff");
+  ASSERT_NO_FATAL_FAILURE(MakeBuildAndReference(seed));
+  const std::string& ref = ref_;
+  const std::string& mnt = mnt_;
   const CompareOptions options{.compare_nlink = true};
 
   std::deque<std::string> recent;  // the operations before a failure, for the report
@@ -602,15 +612,9 @@ TEST_F(DifferentialTest, RandomOperationsMatchWhileCommitsBranchesAndPrunesRun) 
   printf("differential test under stack switches: BUILDFS_SEED=%llu BUILDFS_SWITCH_SECONDS=%.0f\n",
          static_cast<unsigned long long>(seed), seconds);
   fflush(stdout);
-  umask(022);
-
-  const std::string base = tmp("base");
-  const std::string ref = tmp("reference");
-  MakeRandomTree(base, seed, kBaseDirs, kBaseFiles);
-  CopyTree(base, ref);
-  ASSERT_TRUE(NewBuild("diff", base));
-  ASSERT_TRUE(Mount("diff"));
-  const std::string mnt = BuildDir("diff");
+  ASSERT_NO_FATAL_FAILURE(MakeBuildAndReference(seed));
+  const std::string& ref = ref_;
+  const std::string& mnt = mnt_;
   const CompareOptions options{.compare_nlink = true};
 
   std::deque<std::string> recent;

@@ -28,14 +28,6 @@ namespace {
 constexpr const char* kOstreeBin = "/usr/bin/ostree";
 constexpr const char* kStrace = "/usr/bin/strace";
 
-bool WaitUntil(const std::function<bool()>& done, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
 
 // A failed command whose stderr is one line "buildfs: ...", with exit `code`.
 ::testing::AssertionResult FailsWith(const CommandResult& r, int code) {

@@ -79,15 +79,6 @@ void AppendFile(const std::string& path, std::string_view data) {
   if (n != static_cast<ssize_t>(data.size())) throw std::runtime_error("write " + path + ": " + strerror(err));
 }
 
-// Waits until `done` holds, checking every millisecond; false after `timeout_ms`.
-bool WaitUntil(const std::function<bool()>& done, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
 
 // Exit status of a waited-for child: its exit code, or 128 + signal.
 int DecodeWait(int status) {

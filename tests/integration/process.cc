@@ -166,6 +166,15 @@ bool WaitForExit(pid_t pid, int timeout_ms) {
   return n > 0;
 }
 
+bool WaitUntil(const std::function<bool()>& done, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    usleep(1000);
+  }
+  return true;
+}
+
 int RunAsUser(uid_t uid, gid_t gid, const std::function<int()>& fn) {
   pid_t pid = fork();
   if (pid < 0) ThrowErrno("fork", "");

@@ -43,6 +43,10 @@ std::vector<pid_t> FindProcesses(const std::function<bool(const std::vector<std:
 // exited (or never existed) within `timeout_ms`.
 bool WaitForExit(pid_t pid, int timeout_ms);
 
+// Polls `done` every few milliseconds until it holds (true) or `timeout_ms`
+// passed (false): for conditions another process brings about.
+bool WaitUntil(const std::function<bool()>& done, int timeout_ms);
+
 // Runs `fn` in a forked child with real, effective and saved uid/gid set to
 // `uid`/`gid` and no supplementary groups. Returns fn's result (0..254), or
 // 255 when switching users failed.
