@@ -30,7 +30,22 @@ bool IsValidName(std::string_view name) {
          name.find('\0') == std::string_view::npos && name.size() <= 255;
 }
 
+namespace {
+
+// The kernel refuses paths of PATH_MAX bytes and more in one call.
+constexpr size_t kMaxPathPerCall = 2048;
+
+}  // namespace
+
 Result<UniqueFd> OpenBeneath(int root_fd, const std::string& path, int flags, mode_t mode) {
+  if (path.size() >= kMaxPathPerCall) {
+    // A deep entry: its directories are opened a stretch at a time, each
+    // beneath the one before (so still beneath the root, without symlinks).
+    size_t cut = path.rfind('/', kMaxPathPerCall);
+    if (cut == std::string::npos || cut == 0) return Status::Error(ENAMETOOLONG, path.substr(0, 64) + "...");
+    BUILDFS_ASSIGN_OR_RETURN(UniqueFd dir, OpenBeneath(root_fd, path.substr(0, cut), O_RDONLY | O_DIRECTORY));
+    return OpenBeneath(dir.get(), path.substr(cut + 1), flags, mode);
+  }
   struct open_how how = {};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
   how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
@@ -118,6 +133,19 @@ Result<std::string> ReadFile(const std::string& path) {
     out.append(buf, static_cast<size_t>(n));
   }
   return out;
+}
+
+Result<std::string> ReadAllAt(int fd) {
+  std::string out;
+  char buf[65536];
+  for (off_t off = 0;;) {
+    ssize_t n = pread(fd, buf, sizeof(buf), off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("read");
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+    off += n;
+  }
 }
 
 Result<std::vector<std::string>> ListNamesAt(int dir_fd) {

@@ -53,6 +53,8 @@ Status CopyFileData(int from, int to);
 Status WriteFileAtomic(const std::string& path, std::string_view data);
 // Reads a whole file.
 Result<std::string> ReadFile(const std::string& path);
+// The whole content of an open file, read with pread from offset 0.
+Result<std::string> ReadAllAt(int fd);
 // Removes a tree below an fd-relative path without following symlinks.
 Status RemoveTreeAt(int dir_fd, const std::string& name);
 // Removes `path` and everything below it (no error when absent).

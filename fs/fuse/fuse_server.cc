@@ -93,6 +93,9 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   in.set_mtime = to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW);
   in.atime_now = to_set & FUSE_SET_ATTR_ATIME_NOW;
   in.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
+  // Without writeback caching the kernel sends a ctime-only change (chown to
+  // the same owner) as a SETATTR with nothing to set.
+  in.set_ctime = (to_set & FUSE_SET_ATTR_CTIME) || to_set == 0;
   in.mode = attr->st_mode;
   in.uid = attr->st_uid;
   in.gid = attr->st_gid;

@@ -32,7 +32,7 @@ Xattrs Visible(const Xattrs& in) {
 OstreeLayer::OstreeLayer(ObjectReader reader, std::string commit, CommitInfo info)
     : reader_(std::move(reader)),
       commit_(std::move(commit)),
-      key_("ostree:" + commit_),
+      key_(kKey),
       info_(std::move(info)) {}
 
 Result<std::unique_ptr<OstreeLayer>> OstreeLayer::Open(const std::string& repo_path,
@@ -72,30 +72,66 @@ Result<std::shared_ptr<const ObjectMeta>> OstreeLayer::DirMeta(const std::string
   return Cached<ObjectMeta>(mu_, dirmetas_, checksum, [&] { return reader_.LoadDirMeta(checksum); });
 }
 
+Result<std::shared_ptr<const OstreeLayer::Dir>> OstreeLayer::LoadDir(const std::string& tree,
+                                                                      const std::string& meta) {
+  return Cached<Dir>(mu_, dirs_, tree + meta, [&]() -> Result<Dir> {
+    Dir dir;
+    BUILDFS_ASSIGN_OR_RETURN(dir.tree, Tree(tree));
+    BUILDFS_ASSIGN_OR_RETURN(dir.meta, DirMeta(meta));
+    std::string encoded;
+    for (const auto& [key, value] : dir.meta->xattrs) {
+      if (key == kTimesXattr) encoded = value;
+    }
+    if (encoded == kTimesInFile) {
+      auto f = FindByName(dir.tree->files, kTimesFile);
+      if (f == dir.tree->files.end()) return Status::Error(EUCLEAN, "dirtree " + tree + ": no times file");
+      BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, reader_.OpenFile(f->checksum));
+      BUILDFS_ASSIGN_OR_RETURN(encoded, ReadAllAt(fd.get()));
+      dir.times_file = true;
+    }
+    if (!encoded.empty()) {
+      BUILDFS_ASSIGN_OR_RETURN(dir.times, DecodeTimes(encoded));
+      if (dir.times.size() != 1 + dir.tree->files.size() - (dir.times_file ? 1 : 0)) {
+        return Status::Error(EUCLEAN, "dirtree " + tree + ": times table does not fit");
+      }
+    }
+    return dir;
+  });
+}
+
 Result<OstreeLayer::Found> OstreeLayer::Find(const std::string& path) {
-  Found cur{true, info_.root_tree, info_.root_meta};
+  Found cur{true, info_.root_tree, info_.root_meta, nullptr, 0};
   size_t pos = 0;
   while (pos < path.size()) {
     size_t slash = path.find('/', pos);
     std::string name = path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
     pos = slash == std::string::npos ? path.size() : slash + 1;
     if (!cur.is_dir) return Status::Error(ENOTDIR, path);
-    BUILDFS_ASSIGN_OR_RETURN(auto tree, Tree(cur.checksum));
-    auto d = FindByName(tree->dirs, name);
-    if (d != tree->dirs.end()) {
-      cur = Found{true, d->tree, d->meta};
+    BUILDFS_ASSIGN_OR_RETURN(auto dir, LoadDir(cur.checksum, cur.meta));
+    const DirTree& tree = *dir->tree;
+    auto d = FindByName(tree.dirs, name);
+    if (d != tree.dirs.end()) {
+      cur = Found{true, d->tree, d->meta, nullptr, 0};
       continue;
     }
-    auto f = FindByName(tree->files, name);
-    if (f == tree->files.end()) return Status::Error(ENOENT, path);
-    cur = Found{false, f->checksum, ""};
+    auto f = FindByName(tree.files, name);
+    if (f == tree.files.end() || (dir->times_file && name == kTimesFile)) return Status::Error(ENOENT, path);
+    cur = Found{false, f->checksum, "", dir, static_cast<size_t>(f - tree.files.begin())};
   }
   return cur;
 }
 
-void OstreeLayer::FillTimes(struct stat* st) const {
-  st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec =
-      static_cast<time_t>(info_.timestamp);
+void OstreeLayer::FillTimes(const Dir& dir, size_t record, struct stat* st, uint64_t* ino) const {
+  if (record >= dir.times.size()) {
+    // A commit made without times: its own time for everything.
+    st->st_atim = st->st_mtim = st->st_ctim = {static_cast<time_t>(info_.timestamp), 0};
+    return;
+  }
+  const EntryTimes& t = dir.times[record];
+  st->st_mtim = t.mtime;
+  st->st_atim = t.atime;
+  st->st_ctim = t.mtime;  // a ctime cannot be kept: it is shown as the mtime
+  *ino = t.ino;
 }
 
 Result<LayerEntry> OstreeLayer::Lookup(const std::string& path) {
@@ -108,18 +144,25 @@ Result<LayerEntry> OstreeLayer::Lookup(const std::string& path) {
   e.kind = LayerEntry::kPresent;
   struct stat& st = e.st;
   st.st_blksize = 4096;
-  FillTimes(&st);
   if (found->is_dir) {
-    BUILDFS_ASSIGN_OR_RETURN(auto meta, DirMeta(found->meta));
-    BUILDFS_ASSIGN_OR_RETURN(auto tree, Tree(found->checksum));
-    st.st_mode = S_IFDIR | (meta->mode & 07777);
-    st.st_uid = meta->uid;
-    st.st_gid = meta->gid;
-    st.st_nlink = 2 + tree->dirs.size();
+    BUILDFS_ASSIGN_OR_RETURN(auto dir, LoadDir(found->checksum, found->meta));
+    st.st_mode = S_IFDIR | (dir->meta->mode & 07777);
+    st.st_uid = dir->meta->uid;
+    st.st_gid = dir->meta->gid;
+    st.st_nlink = 2 + dir->tree->dirs.size();
     st.st_size = 4096;
     st.st_blocks = 8;
+    FillTimes(*dir, 0, &st, &e.ino);
     return e;
   }
+  // The file's record: after the directory's own, skipping the times file.
+  size_t record = 1 + found->index;
+  if (found->parent->times_file && FindByName(found->parent->tree->files, kTimesFile) -
+                                           found->parent->tree->files.begin() <
+                                       static_cast<std::ptrdiff_t>(found->index)) {
+    --record;
+  }
+  FillTimes(*found->parent, record, &st, &e.ino);
   BUILDFS_ASSIGN_OR_RETURN(auto file, File(found->checksum));
   st.st_mode = file->meta.mode;
   st.st_uid = file->meta.uid;
@@ -139,10 +182,13 @@ Result<LayerEntry> OstreeLayer::Lookup(const std::string& path) {
 Status OstreeLayer::ReadDir(const std::string& path, std::vector<LayerDirent>* out) {
   BUILDFS_ASSIGN_OR_RETURN(Found found, Find(path));
   if (!found.is_dir) return Status::Error(ENOTDIR, path);
-  BUILDFS_ASSIGN_OR_RETURN(auto tree, Tree(found.checksum));
-  out->reserve(out->size() + tree->files.size() + tree->dirs.size());
-  for (const auto& d : tree->dirs) out->push_back({d.name, false, true});
-  for (const auto& f : tree->files) out->push_back({f.name, false, false});
+  BUILDFS_ASSIGN_OR_RETURN(auto dir, LoadDir(found.checksum, found.meta));
+  const DirTree& tree = *dir->tree;
+  out->reserve(out->size() + tree.files.size() + tree.dirs.size());
+  for (const auto& d : tree.dirs) out->push_back({d.name, false, true});
+  for (const auto& f : tree.files) {
+    if (!(dir->times_file && f.name == kTimesFile)) out->push_back({f.name, false, false});
+  }
   return Status::Ok();
 }
 

@@ -3,8 +3,9 @@
 // Nothing is checked out and mounting walks nothing: a dirtree is loaded the
 // first time a path under it is looked up, and cached by checksum (trees are
 // immutable and shared between commits). File attributes come from the
-// object's user.ostreemeta; every entry reports the commit's timestamp as its
-// times, since OSTree records no per-file times. Thread-safe: the caches sit
+// object's user.ostreemeta; times (and recorded inode numbers) from the
+// directory's times table (entry_times.h), with ctime shown equal to mtime;
+// a commit without tables shows its own time. Thread-safe: the caches sit
 // behind a shared mutex.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <unordered_map>
 
 #include "fs/layers/layer.h"
+#include "fs/store/entry_times.h"
 #include "fs/store/objects.h"
 
 namespace buildfs {
@@ -22,6 +24,10 @@ class OstreeLayer : public Layer {
  public:
   static Result<std::unique_ptr<OstreeLayer>> Open(const std::string& repo_path,
                                                    const std::string& commit);
+
+  // The key of every commit layer: inode numbers derived from paths do not
+  // change when a build moves to a new commit.
+  static constexpr char kKey[] = "ostree";
 
   const std::string& key() const override { return key_; }
   bool immutable() const override { return true; }
@@ -37,17 +43,28 @@ class OstreeLayer : public Layer {
  private:
   OstreeLayer(ObjectReader reader, std::string commit, CommitInfo info);
 
+  // A directory of the commit as the mount shows it.
+  struct Dir {
+    std::shared_ptr<const DirTree> tree;
+    std::shared_ptr<const ObjectMeta> meta;
+    TimesTable times;         // [0] the directory, then its files; empty: none recorded
+    bool times_file = false;  // tree's kTimesFile is the table, not an entry
+  };
   struct Found {
     bool is_dir = false;
     std::string checksum;  // file content, or dirtree
     std::string meta;      // dirmeta
+    std::shared_ptr<const Dir> parent;  // files: the directory holding them
+    size_t index = 0;                   // files: position in parent->tree->files
   };
   // Walks from the root tree to `path`; ENOENT when absent, ENOTDIR through a file.
   Result<Found> Find(const std::string& path);
+  Result<std::shared_ptr<const Dir>> LoadDir(const std::string& tree, const std::string& meta);
   Result<std::shared_ptr<const DirTree>> Tree(const std::string& checksum);
   Result<std::shared_ptr<const FileObject>> File(const std::string& checksum);
   Result<std::shared_ptr<const ObjectMeta>> DirMeta(const std::string& checksum);
-  void FillTimes(struct stat* st) const;
+  // The times of a directory, or of file `index` of `dir`.
+  void FillTimes(const Dir& dir, size_t record, struct stat* st, uint64_t* ino) const;
 
   ObjectReader reader_;
   std::string commit_;
@@ -58,6 +75,7 @@ class OstreeLayer : public Layer {
   std::unordered_map<std::string, std::shared_ptr<const DirTree>> trees_;
   std::unordered_map<std::string, std::shared_ptr<const FileObject>> files_;
   std::unordered_map<std::string, std::shared_ptr<const ObjectMeta>> dirmetas_;
+  std::unordered_map<std::string, std::shared_ptr<const Dir>> dirs_;  // by tree + meta
 };
 
 }  // namespace buildfs

@@ -56,8 +56,9 @@ class OstreeLayerTest : public ::testing::Test {
   std::unique_ptr<OstreeLayer> layer_;
 };
 
-TEST_F(OstreeLayerTest, KeyNamesTheCommitAndLayerIsImmutable) {
-  EXPECT_EQ(layer_->key(), "ostree:" + commit_);
+// One key for every commit: numbers derived from paths survive a commit.
+TEST_F(OstreeLayerTest, KeyIsTheSameForEveryCommitAndLayerIsImmutable) {
+  EXPECT_EQ(layer_->key(), "ostree");
   EXPECT_EQ(layer_->commit(), commit_);
   EXPECT_TRUE(layer_->immutable());
 }
@@ -82,11 +83,75 @@ TEST_F(OstreeLayerTest, FileHasCommittedAttributes) {
   EXPECT_EQ(e.st.st_nlink, 1u);
 }
 
-TEST_F(OstreeLayerTest, TimesAreTheCommitTimestamp) {
-  LayerEntry e = Lookup("file.txt");
-  EXPECT_EQ(static_cast<uint64_t>(e.st.st_mtim.tv_sec), info_.timestamp);
-  EXPECT_EQ(static_cast<uint64_t>(e.st.st_ctim.tv_sec), info_.timestamp);
-  EXPECT_EQ(static_cast<uint64_t>(Lookup("dir").st.st_mtim.tv_sec), info_.timestamp);
+bool SameTime(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+// Times as the tree had them on disk, nanoseconds included; ctime shows the mtime.
+TEST_F(OstreeLayerTest, TimesAreTheImportedTreesOwn) {
+  for (const char* rel : {"file.txt", "dir", "dir/sub2/x", "link", "fifo", ""}) {
+    SCOPED_TRACE(rel);
+    struct stat on_disk;
+    ASSERT_EQ(lstat((tmp_.Path("src") + "/" + rel).c_str(), &on_disk), 0);
+    LayerEntry e = Lookup(rel);
+    EXPECT_TRUE(SameTime(e.st.st_mtim, on_disk.st_mtim));
+    EXPECT_TRUE(SameTime(e.st.st_ctim, on_disk.st_mtim));
+  }
+  struct stat file;
+  ASSERT_EQ(lstat(tmp_.Path("src/file.txt").c_str(), &file), 0);
+  EXPECT_TRUE(SameTime(Lookup("file.txt").st.st_atim, file.st_atim));
+}
+
+class OstreeLayerTimesTest : public ::testing::Test {
+ protected:
+  TempDir tmp_;
+};
+
+TEST_F(OstreeLayerTimesTest, ABigDirectoryKeepsItsTimesInAFileNobodySees) {
+  const std::string src = tmp_.Path("src");
+  MakeDirs(src + "/big");
+  for (int i = 0; i < 300; ++i) {
+    std::string f = src + "/big/f" + std::to_string(i);
+    WriteFile(f, std::to_string(i));
+    struct timespec t[2] = {{1500000000 + i * 7919, i * 1000003}, {1400000000 + i * 104729, i * 999983}};
+    ASSERT_EQ(utimensat(AT_FDCWD, f.c_str(), t, 0), 0);
+  }
+  ASSERT_OK_AND_ASSIGN(auto repo, Repo::Create(tmp_.Path("repo")));
+  ASSERT_OK_AND_ASSIGN(std::string commit, repo->CommitDirectory(src, "base", "base"));
+  ASSERT_OK_AND_ASSIGN(auto layer, OstreeLayer::Open(tmp_.Path("repo"), commit));
+  std::vector<LayerDirent> names;
+  ASSERT_OK(layer->ReadDir("big", &names));
+  EXPECT_EQ(names.size(), 300u);
+  for (const auto& n : names) EXPECT_NE(n.name, kTimesFile);
+  ASSERT_OK_AND_ASSIGN(LayerEntry hidden, layer->Lookup(std::string("big/") + kTimesFile));
+  EXPECT_EQ(hidden.kind, LayerEntry::kAbsent);
+  for (int i : {0, 1, 150, 299}) {
+    ASSERT_OK_AND_ASSIGN(LayerEntry e, layer->Lookup("big/f" + std::to_string(i)));
+    EXPECT_EQ(e.st.st_mtim.tv_sec, 1400000000 + i * 104729) << i;
+    EXPECT_EQ(e.st.st_mtim.tv_nsec, i * 999983) << i;
+    EXPECT_EQ(e.st.st_atim.tv_sec, 1500000000 + i * 7919) << i;
+    EXPECT_EQ(e.st.st_atim.tv_nsec, i * 1000003) << i;
+  }
+}
+
+// Times are no part of a file's object: equal content, mode and owner share
+// one object whatever their times.
+TEST_F(OstreeLayerTimesTest, FilesDifferingOnlyInTimesShareOneObject) {
+  const std::string src = tmp_.Path("src");
+  MakeDirs(src);
+  WriteFile(src + "/a", "same\n");
+  WriteFile(src + "/b", "same\n");
+  struct timespec t[2] = {{1000000000, 1}, {1000000000, 2}};
+  ASSERT_EQ(utimensat(AT_FDCWD, (src + "/a").c_str(), t, 0), 0);
+  ASSERT_OK_AND_ASSIGN(auto repo, Repo::Create(tmp_.Path("repo")));
+  ASSERT_OK_AND_ASSIGN(std::string commit, repo->CommitDirectory(src, "base", "base"));
+  ASSERT_OK_AND_ASSIGN(auto layer, OstreeLayer::Open(tmp_.Path("repo"), commit));
+  auto a = layer->ObjectAt("a"), b = layer->ObjectAt("b");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->checksum, b->checksum);
+  ASSERT_OK_AND_ASSIGN(LayerEntry ea, layer->Lookup("a"));
+  ASSERT_OK_AND_ASSIGN(LayerEntry eb, layer->Lookup("b"));
+  EXPECT_NE(ea.st.st_mtim.tv_sec, eb.st.st_mtim.tv_sec);
 }
 
 TEST_F(OstreeLayerTest, ExecutableKeepsItsMode) {

@@ -25,19 +25,6 @@ Result<BuildView> OpenBuildView(const Workspace& ws, const std::string& name) {
   return view;
 }
 
-Result<std::string> ReadAll(int fd) {
-  std::string out;
-  char buf[65536];
-  for (off_t off = 0;;) {
-    ssize_t n = pread(fd, buf, sizeof(buf), off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::FromErrno("read");
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-    off += n;
-  }
-}
-
 Result<Xattrs> OverlayXattrs(Overlay& ov, uint64_t ino) {
   BUILDFS_ASSIGN_OR_RETURN(auto names, ov.ListXattr(ino));
   Xattrs out;

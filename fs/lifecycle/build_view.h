@@ -28,8 +28,6 @@ Result<BuildView> OpenBuildView(const Workspace& ws, const std::string& name);
 Result<std::vector<Change>> ChangesIn(BuildView& view, const std::vector<std::string>& paths,
                                       const Progress& progress = {});
 
-// The whole content of an open file, read with pread from offset 0.
-Result<std::string> ReadAll(int fd);
 // All xattrs of an overlay inode, sorted.
 Result<Xattrs> OverlayXattrs(Overlay& ov, uint64_t ino);
 // Resolves a relative path to an inode; the caller owns one lookup of it.

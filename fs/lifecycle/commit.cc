@@ -12,6 +12,7 @@
 #include "fs/lifecycle/build_lock.h"
 #include "fs/lifecycle/control.h"
 #include "fs/lifecycle/mounter.h"
+#include "fs/layers/ostree_layer.h"
 #include "fs/lifecycle/stack.h"
 #include "fs/overlay/overlay.h"
 #include "fs/store/objects.h"
@@ -30,24 +31,24 @@ class TreeWriter {
   TreeWriter(Overlay& overlay, CommitBuilder& builder, CommitResult& result, const Progress& progress)
       : ov_(overlay), b_(builder), result_(result), progress_(progress) {}
 
-  Status WriteDir(uint64_t ino, CommitBuilder::Dir dir, bool is_root) {
+  Status WriteDir(uint64_t ino, CommitBuilder::Dir dir, const std::string& path) {
     ++result_.dirs_walked;
     BUILDFS_ASSIGN_OR_RETURN(EntryOut attr, ov_.GetAttr(ino));
-    BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, XattrsOf(ino));
-    BUILDFS_RETURN_IF_ERROR(b_.SetDirMeta(dir, attr.st.st_uid, attr.st.st_gid, attr.st.st_mode, xattrs));
     BUILDFS_ASSIGN_OR_RETURN(auto listing, ov_.OpenDir(ino));
     for (const auto& e : listing->entries) {
       if (e.name == "." || e.name == "..") continue;
-      if (is_root && e.name == "cache") continue;  // the shared cache is no part of a build's tree
+      if (path.empty() && e.name == "cache") continue;  // the shared cache is no part of a build's tree
       if (progress_.cancelled()) return Status::Error(ECANCELED, "interrupted");
       BUILDFS_ASSIGN_OR_RETURN(EntryOut child, ov_.Lookup(ino, e.name));
       if (child.ino == 0) continue;
-      Status st = WriteEntry(child, e.name, dir);
+      Status st = WriteEntry(child, e.name, JoinPath(path, e.name), dir);
       ov_.Forget(child.ino, 1);
       BUILDFS_RETURN_IF_ERROR(st);
       progress_.Report(++walked_);
     }
-    return Status::Ok();
+    // Last: the directory's record holds the times of its files.
+    BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, XattrsOf(ino));
+    return b_.FinishDir(dir, attr.st.st_uid, attr.st.st_gid, attr.st.st_mode, xattrs, TimesOf(attr, path));
   }
 
  private:
@@ -61,14 +62,25 @@ class TreeWriter {
     return out;
   }
 
-  Status WriteEntry(const EntryOut& child, const std::string& name, CommitBuilder::Dir dir) {
+  // Times and, when the mount would not derive it from the path, the inode
+  // number: what the mount shows again after the commit.
+  static EntryTimes TimesOf(const EntryOut& e, const std::string& path) {
+    EntryTimes t;
+    t.mtime = e.st.st_mtim;
+    t.atime = e.st.st_atim;
+    if (e.ino != kRootIno && e.ino != Overlay::PathIdentity(OstreeLayer::kKey, path)) t.ino = e.ino;
+    return t;
+  }
+
+  Status WriteEntry(const EntryOut& child, const std::string& name, const std::string& path,
+                    CommitBuilder::Dir dir) {
     if (auto obj = ov_.RepoObjectAt(child.ino)) {
       if (obj->is_dir) return b_.AddTree(dir, name, obj->checksum, obj->meta);
-      return b_.AddFile(dir, name, obj->checksum);
+      return b_.AddFile(dir, name, obj->checksum, TimesOf(child, path));
     }
     if (S_ISDIR(child.st.st_mode)) {
       BUILDFS_ASSIGN_OR_RETURN(CommitBuilder::Dir sub, b_.AddDir(dir, name));
-      return WriteDir(child.ino, sub, false);
+      return WriteDir(child.ino, sub, path);
     }
     BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, XattrsOf(child.ino));
     std::string target;
@@ -84,7 +96,7 @@ class TreeWriter {
     if (fh) ov_.Release(std::move(fh));
     if (!checksum.ok()) return checksum.status().With(name);
     ++result_.entries_written;
-    return b_.AddFile(dir, name, checksum.value());
+    return b_.AddFile(dir, name, checksum.value(), TimesOf(child, path));
   }
 
   Overlay& ov_;
@@ -112,23 +124,30 @@ Result<std::string> WriteCommit(const Workspace& ws, const BuildInfo& info, cons
   BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
   BUILDFS_ASSIGN_OR_RETURN(auto builder, repo->BeginCommit());
   TreeWriter writer(overlay, *builder, *result, progress);
-  BUILDFS_RETURN_IF_ERROR(writer.WriteDir(kRootIno, builder->root(), true));
+  BUILDFS_RETURN_IF_ERROR(writer.WriteDir(kRootIno, builder->root(), ""));
   const CommitBuilder::Root base_root{base.root_tree, base.root_meta};
   return builder->Finish(Workspace::BaseRef(info.name), info.base, message, &base_root);
 }
 
 // Bytes of the regular files below `dir_fd` (the top-level cache/ skipped).
+// A mounted build's upper changes meanwhile: what vanishes is not counted.
 Result<uint64_t> FileBytes(int dir_fd, bool is_root) {
   BUILDFS_ASSIGN_OR_RETURN(auto names, ListNamesAt(dir_fd));
   uint64_t total = 0;
   for (const auto& name : names) {
     if (is_root && name == "cache") continue;
     struct stat st;
-    if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Status::FromErrno(name);
+    if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;
+      return Status::FromErrno(name);
+    }
     if (S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
     if (!S_ISDIR(st.st_mode)) continue;
     UniqueFd sub(openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!sub.valid()) return Status::FromErrno(name);
+    if (!sub.valid()) {
+      if (errno == ENOENT || errno == ENOTDIR) continue;
+      return Status::FromErrno(name);
+    }
     BUILDFS_ASSIGN_OR_RETURN(uint64_t below, FileBytes(sub.get(), false));
     total += below;
   }

@@ -4,6 +4,7 @@
 #include <git2.h>
 #include <sys/stat.h>
 
+#include "fs/common/path.h"
 #include "fs/lifecycle/build_lock.h"
 #include "fs/lifecycle/build_view.h"
 #include "fs/lifecycle/changes.h"
@@ -24,7 +25,7 @@ Result<Side> BaseSide(Layer& base, const std::string& path) {
   side.exists = true;
   if (S_ISREG(e.st.st_mode)) {
     BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, base.Open(path, O_RDONLY));
-    BUILDFS_ASSIGN_OR_RETURN(side.data, ReadAll(fd.get()));
+    BUILDFS_ASSIGN_OR_RETURN(side.data, ReadAllAt(fd.get()));
   } else if (S_ISLNK(e.st.st_mode)) {
     BUILDFS_ASSIGN_OR_RETURN(side.data, base.ReadLink(path));
   }
@@ -43,7 +44,7 @@ Result<Side> BuildSide(Overlay& ov, const std::string& path) {
   if (S_ISREG(e->st.st_mode)) {
     auto fh = ov.Open(e->ino, O_RDONLY);
     auto fd = fh.ok() ? ov.ReadFd(fh->get()) : Result<int>(fh.status());
-    auto data = fd.ok() ? ReadAll(fd.value()) : Result<std::string>(fd.status());
+    auto data = fd.ok() ? ReadAllAt(fd.value()) : Result<std::string>(fd.status());
     if (fh.ok()) ov.Release(std::move(fh.value()));
     if (data.ok()) side.data = std::move(data.value());
     st = data.status();

@@ -16,7 +16,7 @@ Result<PruneResult> PruneWorkspace(const Workspace& ws, const Progress& progress
     out.damaged = layers.damaged;
   }
   CollectLeftovers(ws);
-  repo->DropAbandonedStaging();
+  repo->DropAbandonedStaging(/*min_age_s=*/600);
   progress.Report(0);
   // Refs pin every commit a build uses, so this needs no build lock; OSTree's
   // exclusive lock waits for commits that are being written.

@@ -102,11 +102,11 @@ class ChangeWalker {
     if (!S_ISREG(child.st.st_mode)) return true;
     BUILDFS_ASSIGN_OR_RETURN(auto fh, ov_.Open(child.ino, O_RDONLY));
     BUILDFS_ASSIGN_OR_RETURN(int fd, ov_.ReadFd(fh.get()));
-    auto now = ReadAll(fd);
+    auto now = ReadAllAt(fd);
     ov_.Release(std::move(fh));
     if (!now.ok()) return now.status();
     BUILDFS_ASSIGN_OR_RETURN(UniqueFd then_fd, base_.Open(path, O_RDONLY));
-    BUILDFS_ASSIGN_OR_RETURN(std::string then, ReadAll(then_fd.get()));
+    BUILDFS_ASSIGN_OR_RETURN(std::string then, ReadAllAt(then_fd.get()));
     return now.value() == then;
   }
 

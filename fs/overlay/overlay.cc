@@ -201,7 +201,8 @@ Result<EntryOut> Overlay::SetAttr(uint64_t ino, const SetAttrIn& in, FileHandle*
   BUILDFS_ASSIGN_OR_RETURN(ParentRef ref, UpperRef(*node));
   int dir = ref.dir.get();
   const char* name = ref.name.c_str();
-  if ((in.set_uid || in.set_gid) &&
+  // chown(-1, -1) changes the ctime alone; so does any chown.
+  if ((in.set_uid || in.set_gid || in.set_ctime) &&
       fchownat(dir, name, in.set_uid ? in.uid : static_cast<uid_t>(-1),
                in.set_gid ? in.gid : static_cast<gid_t>(-1), AT_SYMLINK_NOFOLLOW) != 0) {
     return Status::FromErrno("chown");

@@ -72,6 +72,7 @@ struct EntryOut {
 struct SetAttrIn {
   bool set_mode = false, set_uid = false, set_gid = false, set_size = false;
   bool set_atime = false, set_mtime = false, atime_now = false, mtime_now = false;
+  bool set_ctime = false;  // only the ctime changes (chown to the same owner)
   mode_t mode = 0;
   uid_t uid = 0;
   gid_t gid = 0;
@@ -189,6 +190,10 @@ class Overlay {
   // The repository object behind `path` when the tree there comes unchanged
   // from a commit layer (no private layer holds any of it), for commit.
   std::optional<RepoObject> RepoObjectAt(uint64_t ino);
+
+  // The inode number of the entry at `path` of a layer whose key is
+  // `layer_key`, when nothing else (a recorded number) decides it.
+  static uint64_t PathIdentity(const std::string& layer_key, const std::string& path);
 
   // Inspection for tests and the control path.
   size_t node_count();

@@ -77,7 +77,11 @@ uint64_t Overlay::InoFor(const Resolved& r, const LayerEntry& identity,
 }
 
 uint64_t Overlay::PathIno(const Source& src) const {
-  return HashIno(layers_[src.layer].layer->key() + "\n" + src.path);
+  return PathIdentity(layers_[src.layer].layer->key(), src.path);
+}
+
+uint64_t Overlay::PathIdentity(const std::string& layer_key, const std::string& path) {
+  return HashIno(layer_key + "\n" + path);
 }
 
 Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string& parent_path,

@@ -2,6 +2,7 @@
 // replacing the lower layers (after commit). The merged tree is the same
 // before and after each, so the kernel's caches stay valid.
 #include <algorithm>
+#include <unordered_set>
 
 #include "fs/overlay/overlay.h"
 
@@ -117,12 +118,14 @@ void Overlay::NotifyKernel(const std::vector<std::pair<uint64_t, std::string>>& 
 
 Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
   std::vector<std::pair<uint64_t, std::string>> split;  // names that became inodes of their own
-  std::vector<uint64_t> relinked;                       // nodes whose link count changed
+  std::vector<uint64_t> relinked;                       // nodes whose attributes changed
   {
     std::unique_lock writes(switch_mu_);
     std::lock_guard lock(mu_);
-    // Resolve every live node again, parents before children.
+    // Resolve every live node again, parents before children; remember which
+    // came from a private layer (their ctime and blocks come from the commit now).
     std::vector<std::pair<size_t, Node*>> order;
+    std::unordered_set<uint64_t> was_private;
     for (auto& [ino, node] : nodes_) {
       if (ino == kRootIno) continue;
       auto path = node->orphan || node->removed ? Result<std::string>(Status::Error(ENOENT, "gone"))
@@ -134,6 +137,7 @@ Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
       }
       order.emplace_back(std::count(path->begin(), path->end(), '/') + (path->empty() ? 0 : 1),
                          node.get());
+      if (!node->lower.empty() && layers_[node->lower.front().layer].overlay_format) was_private.insert(ino);
     }
     std::sort(order.begin(), order.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -163,6 +167,7 @@ Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
       node->in_upper = r->in_upper;
       node->lower = r->lower;
       if (r->ino != node->ino) renumbered_[r->ino] = node->ino;
+      if (was_private.count(node->ino) && !node->in_upper) relinked.push_back(node->ino);
       if (node->aliases.size() > 1) identities.emplace_back(node, r->ino);
     }
     // A name that no longer resolves to the same inode (hard links split by

@@ -17,6 +17,14 @@
 namespace buildfs {
 namespace {
 
+// Opens without touching the atime where the caller may (root or owner):
+// an import records the times a tree has, and reading it must not change them.
+int OpenQuietly(int dir_fd, const char* name, int flags) {
+  int fd = openat(dir_fd, name, flags | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = openat(dir_fd, name, flags);
+  return fd;
+}
+
 // Turns a GError into a Status and frees it.
 Status FromGError(GError* error, const std::string& what) {
   std::string msg = what + ": " + (error ? error->message : "unknown error");
@@ -66,18 +74,71 @@ CommitBuilder::~CommitBuilder() {
   if (root_) g_object_unref(root_);
   if (in_transaction_) {
     ostree_repo_abort_transaction(repo_->raw(), nullptr, nullptr);
-    repo_->DropAbandonedStaging();
+    repo_->DropAbandonedStaging(/*min_age_s=*/-1, staging_);
   }
   if (lock_) ostree_repo_auto_lock_cleanup(static_cast<OstreeRepoAutoLock*>(lock_));
 }
 
-Status CommitBuilder::SetDirMeta(Dir dir, uid_t uid, gid_t gid, mode_t mode, const Xattrs& xattrs) {
+Status CommitBuilder::FinishDir(Dir dir, uid_t uid, gid_t gid, mode_t mode, const Xattrs& xattrs,
+                                const EntryTimes& self) {
+  // Files in OSTree's order (byte-wise by name), as a dirtree lists them.
+  TimesTable table = {self};
+  auto entries = times_.find(dir);
+  if (entries != times_.end()) {
+    for (const auto& [name, times] : entries->second) table.push_back(times);
+    times_.erase(entries);
+  }
+  Xattrs all = Storable(xattrs);
+  std::string encoded = EncodeTimes(table);
+  GHashTable* files = ostree_mutable_tree_get_files(dir);
+  const bool name_taken = g_hash_table_contains(files, kTimesFile);
+  if (encoded.size() > kTimesXattrMax && !name_taken) {
+    // Too big for an xattr a checkout could set: a file of the directory.
+    BUILDFS_ASSIGN_OR_RETURN(std::string csum, WriteBytes(encoded));
+    GError* error = nullptr;
+    if (!ostree_mutable_tree_replace_file(dir, kTimesFile, csum.c_str(), &error)) {
+      return FromGError(error, kTimesFile);
+    }
+    encoded = kTimesInFile;
+  }
+  all.emplace_back(kTimesXattr, encoded);
+  std::sort(all.begin(), all.end());
+  return WriteDirMeta(dir, uid, gid, mode, all);
+}
+
+Result<std::string> CommitBuilder::WriteBytes(const std::string& data) {
+  struct stat st = {};
+  st.st_mode = S_IFREG | 0644;
+  GInputStream* input = g_memory_input_stream_new_from_data(g_memdup2(data.data(), data.size()),
+                                                            static_cast<gssize>(data.size()), g_free);
+  GFileInfo* info = g_file_info_new();
+  g_file_info_set_file_type(info, G_FILE_TYPE_REGULAR);
+  g_file_info_set_attribute_uint32(info, "unix::uid", 0);
+  g_file_info_set_attribute_uint32(info, "unix::gid", 0);
+  g_file_info_set_attribute_uint32(info, "unix::mode", st.st_mode);
+  g_file_info_set_size(info, static_cast<goffset>(data.size()));
+  GVariant* xv = XattrsVariant({});
+  GInputStream* content = nullptr;
+  guint64 length = 0;
+  GError* error = nullptr;
+  gboolean ok = ostree_raw_file_to_content_stream(input, info, xv, &content, &length, nullptr, &error);
+  guchar* csum = nullptr;
+  if (ok) ok = ostree_repo_write_content(repo_->raw(), nullptr, content, length, &csum, nullptr, &error);
+  g_variant_unref(xv);
+  g_object_unref(info);
+  g_object_unref(input);
+  if (content) g_object_unref(content);
+  if (!ok) return FromGError(error, "writing the times table");
+  return ChecksumHex(csum);
+}
+
+Status CommitBuilder::WriteDirMeta(Dir dir, uid_t uid, gid_t gid, mode_t mode, const Xattrs& xattrs) {
   GFileInfo* info = g_file_info_new();
   g_file_info_set_file_type(info, G_FILE_TYPE_DIRECTORY);
   g_file_info_set_attribute_uint32(info, "unix::uid", uid);
   g_file_info_set_attribute_uint32(info, "unix::gid", gid);
   g_file_info_set_attribute_uint32(info, "unix::mode", S_IFDIR | (mode & 07777));
-  GVariant* xv = XattrsVariant(Storable(xattrs));
+  GVariant* xv = XattrsVariant(xattrs);
   GVariant* meta = g_variant_ref_sink(ostree_create_directory_metadata(info, xv));
   g_variant_unref(xv);
   g_object_unref(info);
@@ -105,28 +166,26 @@ Result<CommitBuilder::Dir> CommitBuilder::AddDir(Dir parent, const std::string& 
 Status CommitBuilder::AddTree(Dir parent, const std::string& name, const std::string& tree,
                               const std::string& meta) {
   BUILDFS_ASSIGN_OR_RETURN(Dir sub, AddDir(parent, name));
-  return FillFromTree(sub, tree, meta);
-}
-
-Status CommitBuilder::FillFromTree(Dir dir, const std::string& tree, const std::string& meta) {
-  if (!ostree_mutable_tree_fill_empty_from_dirtree(dir, repo_->raw(), tree.c_str(), meta.c_str())) {
+  if (!ostree_mutable_tree_fill_empty_from_dirtree(sub, repo_->raw(), tree.c_str(), meta.c_str())) {
     return Status::Error(EEXIST, "tree " + tree + ": directory not empty");
   }
   return Status::Ok();
 }
 
-Status CommitBuilder::AddFile(Dir parent, const std::string& name, const std::string& checksum) {
+Status CommitBuilder::AddFile(Dir parent, const std::string& name, const std::string& checksum,
+                              const EntryTimes& times) {
   GError* error = nullptr;
   if (!ostree_mutable_tree_replace_file(parent, name.c_str(), checksum.c_str(), &error)) {
     return FromGError(error, name);
   }
+  times_[parent][name] = times;
   return Status::Ok();
 }
 
 Result<std::string> CommitBuilder::WriteEntry(int dir_fd, const std::string& name,
                                               const struct stat& st, const Xattrs& xattrs) {
   if (S_ISREG(st.st_mode)) {
-    UniqueFd fd(openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd fd(OpenQuietly(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) return Status::FromErrno(name);
     return WriteContent(st, xattrs, fd.get(), "");
   }
@@ -319,14 +378,28 @@ Result<std::unique_ptr<CommitBuilder>> Repo::BeginCommit() {
       ostree_repo_auto_lock_push(repo_, OSTREE_REPO_LOCK_SHARED, nullptr, &error);
   if (!lock) return FromGError(error, "locking repository");
   b->lock_ = lock;
+  const std::vector<std::string> before = StagingDirs();
   if (!ostree_repo_prepare_transaction(repo_, nullptr, nullptr, &error)) {
     return FromGError(error, "starting transaction");
   }
   b->in_transaction_ = true;
+  // The staging directory OSTree just made (or resumed) for this transaction:
+  // the new names, or every one when it resumed an old one.
+  for (const auto& name : StagingDirs()) {
+    if (!std::binary_search(before.begin(), before.end(), name)) b->staging_.push_back(name);
+  }
+  if (b->staging_.empty()) b->staging_ = before;
   return b;
 }
 
 namespace {
+
+EntryTimes TimesOf(const struct stat& st) {
+  EntryTimes t;
+  t.mtime = st.st_mtim;
+  t.atime = st.st_atim;
+  return t;
+}
 
 Status AddDirectoryContents(CommitBuilder& b, CommitBuilder::Dir mdir, int dir_fd,
                             const std::string& where, const Progress& progress,
@@ -340,14 +413,15 @@ Status AddDirectoryContents(CommitBuilder& b, CommitBuilder::Dir mdir, int dir_f
     BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, ReadXattrsAt(dir_fd, name));
     if (S_ISDIR(st.st_mode)) {
       BUILDFS_ASSIGN_OR_RETURN(CommitBuilder::Dir sub, b.AddDir(mdir, name));
-      BUILDFS_RETURN_IF_ERROR(b.SetDirMeta(sub, st.st_uid, st.st_gid, st.st_mode, xattrs));
-      UniqueFd sub_fd(openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd sub_fd(OpenQuietly(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!sub_fd.valid()) return Status::FromErrno(path);
       BUILDFS_RETURN_IF_ERROR(AddDirectoryContents(b, sub, sub_fd.get(), path, progress, count));
+      // The times read before the directory was listed (listing may touch its atime).
+      BUILDFS_RETURN_IF_ERROR(b.FinishDir(sub, st.st_uid, st.st_gid, st.st_mode, xattrs, TimesOf(st)));
     } else {
       auto csum = b.WriteEntry(dir_fd, name, st, xattrs);
       if (!csum.ok()) return csum.status().With(where.empty() ? "." : where);
-      BUILDFS_RETURN_IF_ERROR(b.AddFile(mdir, name, csum.value()));
+      BUILDFS_RETURN_IF_ERROR(b.AddFile(mdir, name, csum.value(), TimesOf(st)));
     }
     progress.Report(++*count);
     if (progress.cancelled()) return Status::Error(ECANCELED, "interrupted");
@@ -361,37 +435,58 @@ Result<std::string> Repo::CommitDirectory(const std::string& dir, const std::str
                                           const std::string& subject, const Progress& progress) {
   BUILDFS_ASSIGN_OR_RETURN(auto builder, BeginCommit());
   if (dir.empty()) {
-    BUILDFS_RETURN_IF_ERROR(builder->SetDirMeta(builder->root(), 0, 0, 0755, {}));
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    EntryTimes times;
+    times.mtime = times.atime = now;
+    BUILDFS_RETURN_IF_ERROR(builder->FinishDir(builder->root(), 0, 0, 0755, {}, times));
   } else {
-    UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd fd(OpenQuietly(AT_FDCWD, dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid()) return Status::FromErrno(dir);
     struct stat st;
     if (fstat(fd.get(), &st) != 0) return Status::FromErrno(dir);
     BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, ReadXattrsAt(fd.get(), ""));
-    BUILDFS_RETURN_IF_ERROR(builder->SetDirMeta(builder->root(), st.st_uid, st.st_gid, st.st_mode, xattrs));
     uint64_t count = 0;
     BUILDFS_RETURN_IF_ERROR(AddDirectoryContents(*builder, builder->root(), fd.get(), "", progress, &count));
+    BUILDFS_RETURN_IF_ERROR(builder->FinishDir(builder->root(), st.st_uid, st.st_gid, st.st_mode, xattrs,
+                                               TimesOf(st)));
   }
   return builder->Finish(ref, "", subject);
 }
 
-void Repo::DropAbandonedStaging() {
+std::vector<std::string> Repo::StagingDirs() {
+  std::vector<std::string> out;
+  UniqueFd tmp(openat(ostree_repo_get_dfd(repo_), "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!tmp.valid()) return out;
+  auto names = ListNamesAt(tmp.get());
+  if (!names.ok()) return out;
+  for (const auto& name : names.value()) {
+    if (name.rfind("staging-", 0) == 0 && !name.ends_with("-lock")) out.push_back(name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void Repo::DropAbandonedStaging(int min_age_s, const std::vector<std::string>& names) {
   UniqueFd tmp(openat(ostree_repo_get_dfd(repo_), "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!tmp.valid()) return;
-  auto names = ListNamesAt(tmp.get());
-  if (!names.ok()) return;
-  for (const auto& name : names.value()) {
-    if (name.rfind("staging-", 0) != 0 || name.ends_with("-lock")) continue;
-    // A running transaction holds an OFD lock on NAME-lock (libglnx); the
-    // lock is kept while the directory goes, so nobody resumes it meanwhile.
+  const time_t now = time(nullptr);
+  for (const auto& name : StagingDirs()) {
+    const bool named = std::find(names.begin(), names.end(), name) != names.end();
+    struct stat st;
+    if (fstatat(tmp.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    // A young directory may be one whose maker has not locked it yet.
+    if (!named && (min_age_s < 0 || now - st.st_mtime < min_age_s)) continue;
+    // A running transaction holds an OFD lock on NAME-lock (libglnx, which
+    // deletes the file when it lets go). The lock is kept while the
+    // directory goes, so nobody starts to resume it meanwhile.
     const std::string lock_name = name + "-lock";
-    UniqueFd lock(openat(tmp.get(), lock_name.c_str(), O_RDWR | O_CLOEXEC));
-    if (lock.valid()) {
-      struct flock fl = {};
-      fl.l_type = F_WRLCK;
-      fl.l_whence = SEEK_SET;
-      if (fcntl(lock.get(), F_OFD_SETLK, &fl) != 0) continue;  // in use
-    }
+    UniqueFd lock(openat(tmp.get(), lock_name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!lock.valid()) continue;
+    struct flock fl = {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fcntl(lock.get(), F_OFD_SETLK, &fl) != 0) continue;  // in use
     if (RemoveTreeAt(tmp.get(), name).ok()) unlinkat(tmp.get(), lock_name.c_str(), 0);
   }
 }

@@ -10,13 +10,16 @@
 #include <sys/stat.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "fs/common/progress.h"
 #include "fs/common/status.h"
 #include "fs/common/xattr.h"
+#include "fs/store/entry_times.h"
 #include "fs/store/objects.h"
 
 typedef struct OstreeRepo OstreeRepo;
@@ -36,14 +39,19 @@ class CommitBuilder {
   CommitBuilder& operator=(const CommitBuilder&) = delete;
 
   Dir root() const { return root_; }
-  Status SetDirMeta(Dir dir, uid_t uid, gid_t gid, mode_t mode, const Xattrs& xattrs);
   Result<Dir> AddDir(Dir parent, const std::string& name);
-  // Adds an existing tree of the repo (no copying, no hashing) as `name`.
+  // Adds an existing tree of the repo (no copying, no hashing) as `name`;
+  // its dirmeta carries its own times (entry_times.h).
   Status AddTree(Dir parent, const std::string& name, const std::string& tree,
                  const std::string& meta);
-  // Replaces the contents of `dir` with an existing tree (its entries load lazily).
-  Status FillFromTree(Dir dir, const std::string& tree, const std::string& meta);
-  Status AddFile(Dir parent, const std::string& name, const std::string& checksum);
+  // Adds the content object `checksum` as file `name`, with its times.
+  Status AddFile(Dir parent, const std::string& name, const std::string& checksum,
+                 const EntryTimes& times);
+  // Writes the dirmeta of `dir`: owner, mode, xattrs, and the times table of
+  // the directory (`self`) and of the files added to it. REQUIRES: every
+  // file of `dir` added; called once per directory, the root last.
+  Status FinishDir(Dir dir, uid_t uid, gid_t gid, mode_t mode, const Xattrs& xattrs,
+                   const EntryTimes& self);
   // Hashes and stores the entry `name` in `dir_fd` (regular file, symlink or
   // special file) with `st`'s owner and mode and the given xattrs; returns the
   // content checksum.
@@ -67,10 +75,17 @@ class CommitBuilder {
  private:
   friend class Repo;
   explicit CommitBuilder(Repo* repo);
+  Status WriteDirMeta(Dir dir, uid_t uid, gid_t gid, mode_t mode, const Xattrs& xattrs);
+  // Stores `data` as a regular file object (root-owned, 0644).
+  Result<std::string> WriteBytes(const std::string& data);
+
   Repo* repo_;
   Dir root_ = nullptr;
+  // The times of the files added to each directory not yet finished.
+  std::unordered_map<Dir, std::map<std::string, EntryTimes>> times_;
   bool in_transaction_ = false;
   void* lock_ = nullptr;  // OstreeRepoAutoLock*
+  std::vector<std::string> staging_;  // the staging directories this transaction may have made
 };
 
 class Repo {
@@ -100,9 +115,13 @@ class Repo {
                                       const std::string& subject, const Progress& progress = {});
 
   // Deletes the staging directories of transactions nobody runs any more
-  // (aborted, or their process died): OSTree keeps them to resume, but their
-  // half-written objects are only garbage here.
-  void DropAbandonedStaging();
+  // (their process died) that are older than `min_age_s`, and those in
+  // `names` (an aborted transaction's own): OSTree keeps them to resume, but
+  // their half-written objects are only garbage here. A directory whose lock
+  // a running transaction holds is never touched.
+  void DropAbandonedStaging(int min_age_s, const std::vector<std::string>& names = {});
+  // The staging directories in repo/tmp now.
+  std::vector<std::string> StagingDirs();
 
   struct PruneStats {
     int objects_total = 0;

@@ -236,6 +236,57 @@ TEST_F(MountTest, UtimensSetsExactTimes) {
   EXPECT_EQ(st.st_mtim.tv_nsec, times[1].tv_nsec);
 }
 
+// chown(f, -1, -1) changes nothing but the ctime, as on ext4.
+TEST_F(MountTest, ChownToTheSameOwnerUpdatesCtime) {
+  WriteFile(M("own.txt"), "in the upper\n");
+  struct stat before = Lstat(M("own.txt"));
+  ASSERT_EQ(lchown(M("own.txt").c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(-1)), 0) << strerror(errno);
+  struct stat after = Lstat(M("own.txt"));
+  EXPECT_TRUE(after.st_ctim.tv_sec > before.st_ctim.tv_sec ||
+              (after.st_ctim.tv_sec == before.st_ctim.tv_sec && after.st_ctim.tv_nsec > before.st_ctim.tv_nsec));
+  EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+  EXPECT_EQ(after.st_uid, before.st_uid);
+}
+
+// Directories nested past PATH_MAX bytes from the mount's root (each step a
+// short relative name, as a user goes down) work as on ext4: made, listed,
+// written, removed.
+TEST_F(MountTest, EntriesDeeperThanPathMaxWork) {
+  const std::string name(200, 'd');
+  std::string rel;
+  int dir = open(M("").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(dir, 0);
+  std::vector<int> fds = {dir};
+  for (int i = 0; i < 21; ++i) {
+    ASSERT_EQ(mkdirat(fds.back(), name.c_str(), 0755), 0) << "level " << i << ": " << strerror(errno);
+    int sub = openat(fds.back(), name.c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(sub, 0) << "level " << i << ": " << strerror(errno);
+    fds.push_back(sub);
+  }
+  int deep = fds.back();
+  int f = openat(deep, "f", O_WRONLY | O_CREAT, 0644);
+  ASSERT_GE(f, 0) << strerror(errno);
+  ASSERT_EQ(write(f, "deep\n", 5), 5);
+  close(f);
+  ASSERT_EQ(mkdirat(deep, "sub", 0755), 0) << strerror(errno);
+  f = openat(deep, "f", O_RDONLY);
+  ASSERT_GE(f, 0) << strerror(errno);
+  char buf[16] = {};
+  EXPECT_EQ(read(f, buf, sizeof buf), 5);
+  close(f);
+  EXPECT_STREQ(buf, "deep\n");
+  struct stat st;
+  EXPECT_EQ(fstatat(deep, "f", &st, 0), 0) << strerror(errno);
+  ASSERT_EQ(unlinkat(deep, "f", 0), 0) << strerror(errno);
+  ASSERT_EQ(unlinkat(deep, "sub", AT_REMOVEDIR), 0) << strerror(errno);
+  // And the whole tree can be removed, deepest first.
+  for (size_t i = fds.size() - 1; i > 0; --i) {
+    close(fds[i]);
+    ASSERT_EQ(unlinkat(fds[i - 1], name.c_str(), AT_REMOVEDIR), 0) << "level " << i << ": " << strerror(errno);
+  }
+  close(dir);
+}
+
 TEST_F(MountTest, UtimensOfDirectorySetsMtime) {
   const timespec times[2] = {{UTIME_OMIT, 0}, {1200000000, 5}};
   ASSERT_EQ(utimensat(AT_FDCWD, M("sub").c_str(), times, 0), 0) << strerror(errno);
