@@ -23,6 +23,15 @@ Times the same workloads on a build directory of four systems, side by side:
                   buildfs branch base runN; buildfs mount runN (then umount, rm)
 and prints one Markdown table on stdout: for each workload the median seconds
 of each system and, for every system but native, its ratio to native.
+Progress lines ("run 2/3 overlayfs: stat ... 1.234 s") go to stderr.
+
+How it runs: runs are interleaved (run 1 of every system, then run 2 of every
+system, ...). In each run every system is mounted fresh twice: once over the
+tree for mount, stat, read, git status, create and compile (in that order, in
+the same mount), once over the big file for big-read and copy-up; after each
+the mount is removed with its private layer (buildfs: umount, rm). native
+runs the read-only workloads in the tree itself and writes into fresh
+directories in DIR/run/ (the same filesystem as DIR/data).
 
 Options:
   --runs N             runs per system (default 3); the figure is the median
@@ -42,9 +51,10 @@ Options:
                        native no ratios are shown
   --skip-compile       skip the compile workload (its row says skipped)
   --compile-target T   make target(s) of the compile, space- or
-                       comma-separated (default "kernel/sched/ mm/", see below)
+                       comma-separated (default "kernel/ mm/ lib/", see below)
   --big-mib N          size of the big file in MiB (default 2048)
   -h, --help           this help
+Options taking a value also take the form --option=value.
 
 Workloads (rows of the table, in the order they run; --only takes these names):
   mount              time of the mount command (overlayfs: mount -t overlay;
@@ -85,9 +95,9 @@ Workloads (rows of the table, in the order they run; --only takes these names):
 
 The ratio to native is the MEDIAN OVER RUNS OF THE PER-RUN RATIO (run k of a
 system divided by run k of native; runs are interleaved, so each ratio compares
-measurements made minutes apart), not the ratio of the medians. A cell whose
-workload failed in any run says "failed" (the log is named in the JSON and in
-DIR/log/). Below the table: the peak RSS (VmHWM in /proc/PID/status) of the
+measurements made close together in time), not the ratio of the medians. A
+cell whose workload failed in any run says "failed" and names the log of the
+failure (in DIR/log/; the JSON has every error). Below the table: the peak RSS (VmHWM in /proc/PID/status) of the
 buildfs daemon (the process whose command line holds buildfs and --daemon)
 and of fuse-overlayfs after the walk workloads (stat, read, git status), the
 date, kernel, CPU count and versions.
@@ -104,24 +114,35 @@ Data, prepared once under DIR/data and reused (delete a part to redo it):
                 TREE, mounted once to run git status in it so that git's index
                 matches what the mount shows, then committed and unmounted) and
                 build `bigbase` (from data/big); remade when the tree's path or
-                git HEAD or the big file's size changes
+                git HEAD or the big file's size changes (or when data/base.src
+                or data/bigbase.src is deleted)
+Only what the selected workloads need is prepared (e.g. --only big-read does
+not touch the tree).
 Per run: DIR/run/ holds the upper and work directories and mount points of the
 overlay systems and the native write directories, all removed after each run;
 DIR/log/ the output of every command (kept).
 
-Compile target: the default "kernel/sched/ mm/" (on x86_64 defconfig: the
-prepare stage with objtool, the 4 large scheduler units and mm/'s ~70
-objects) takes about 2 minutes natively with make -j2 on 2 cores; each run
-also pays ~15 s of untimed make defconfig per system.
+Compile target: make builds the prepare stage (syscall headers, objtool,
+asm-offsets) and then every object of the named directories. With x86_64
+defconfig on the 2-core machine it was chosen on, "kernel/sched/ mm/" (the
+prepare stage, the 4 large scheduler units, mm/'s ~75 objects) took 27 s
+natively with make -j2; the default "kernel/ mm/ lib/" is about 450 objects
+(kernel/ ~210, mm/ ~75, lib/ ~170, counted with make -n), i.e. about 1.5-2
+minutes there. Pick a longer or shorter list with --compile-target (fs/ adds
+~290 objects, block/ ~45). Each run also pays a few seconds of untimed make
+defconfig per system.
 
-A full run (Linux tree, 3 runs, 4 systems) takes about an hour plus about
-15 minutes of preparation the first time, and needs about 15 GB free in DIR.
+A full run (Linux tree, 3 runs, 4 systems) takes roughly 30-60 minutes plus
+10-20 minutes of preparation the first time, and needs about 12 GB free in
+DIR.
 Page cache drops (sync; echo 3 >/proc/sys/vm/drop_caches) affect the whole
 machine: run it on an otherwise idle machine.
 
-Every mount below DIR is unmounted on exit and on Ctrl-C (no other mount is
-touched); builds runN/bigN left by an interrupted invocation are removed by
-the next one. Needs root, /dev/fuse, kernel overlayfs, python3 and git.
+DIR must be new, empty, or a work directory this script made (it holds
+DIR/.bench-fs.lock). Every mount below DIR/run and DIR/data/ws (where the
+script mounts) is unmounted on exit and on Ctrl-C; no other mount is
+touched. Builds runN/bigN left by an interrupted invocation are removed by the
+next one. Needs root, /dev/fuse, kernel overlayfs, python3 and git.
 EOF
 }
 
@@ -134,7 +155,7 @@ json=
 only=
 systems=native,overlayfs,fuse-overlayfs,buildfs
 skip_compile=0
-compile_target="kernel/sched/ mm/"
+compile_target="kernel/ mm/ lib/"
 big_mib=2048
 
 all_systems=(native overlayfs fuse-overlayfs buildfs)
@@ -253,17 +274,22 @@ ws=$data/ws
 samples=$log_dir/samples.tsv
 jobs=$(nproc)
 
-# One invocation per work directory at a time.
-exec 9>"$dir/.lock"
-flock -n 9 || die "another bench-fs.sh is using $dir (lock $dir/.lock)"
+# DIR must be new, empty or made by this script (it removes and unmounts
+# things below it); one invocation per work directory at a time.
+marker=$dir/.bench-fs.lock
+if [[ ! -e $marker && -n $(ls -A "$dir") ]]; then
+  fail_usage "--dir: $dir is neither empty nor a bench-fs work directory (no $marker): give a new or empty --dir"
+fi
+exec 9>"$marker"
+flock -n 9 || die "another bench-fs.sh is using $dir (lock $marker)"
 
-# --- cleanup: unmount every mount below the work dir (and nothing else) ------
+# --- cleanup: unmount what is mounted where it mounts (and nothing else) -----
 mounts_below() {  # PATH: mount points below PATH (or PATH itself), deepest first
   awk -v d="$1" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r
 }
-unmount_all() {
+unmount_all() {  # the overlay mounts below DIR/run, the builds' below DIR/data/ws
   local m
-  for m in $(mounts_below "$dir"); do
+  for m in $(mounts_below "$run_dir") $(mounts_below "$ws"); do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || true
   done
 }
@@ -273,9 +299,13 @@ remove_tree() {  # PATH: rm -rf that never crosses into a mount
 }
 fresh_dir() { remove_tree "$1"; mkdir -p "$1"; }
 cleaning=0
+# The script's own stdout and stderr: a trap may run while a command's output
+# is redirected to a log.
+exec 7>&1 8>&2
 on_exit() {
   local rc=$? b
   trap - INT TERM
+  exec 1>&7 2>&8
   cd /
   [[ $cleaning -eq 0 ]] || exit $rc
   cleaning=1
@@ -289,9 +319,10 @@ on_exit() {
     done
   fi
   [[ -n $(mounts_below "$run_dir") ]] || rm -rf --one-file-system "$run_dir" 2>/dev/null || true
-  if [[ -n $(mounts_below "$dir") ]]; then
-    echo "bench-fs: warning: mounts left below $dir:" >&2
-    mounts_below "$dir" >&2
+  if [[ -n $(mounts_below "$run_dir")$(mounts_below "$ws") ]]; then
+    echo "bench-fs: warning: mounts left below $run_dir or $ws:" >&2
+    mounts_below "$run_dir" >&2
+    mounts_below "$ws" >&2
   fi
   exit $rc
 }
@@ -387,9 +418,9 @@ if [[ -n $tree ]]; then
       commit -q --no-verify -m "bench-fs: the tree"
     quiet git_ -C "$tree" gc --quiet --prune=now
   fi
-  git_dir=$(git_ -C "$tree" rev-parse --absolute-git-dir)
-  mkdir -p "$git_dir/info"
-  grep -qx '/cache/' "$git_dir/info/exclude" 2>/dev/null || echo '/cache/' >>"$git_dir/info/exclude"
+  exclude=$(cd "$tree" && git_ rev-parse --path-format=absolute --git-path info/exclude)
+  mkdir -p "$(dirname "$exclude")"
+  grep -qx '/cache/' "$exclude" 2>/dev/null || echo '/cache/' >>"$exclude"
   tree_head=$(git_ -C "$tree" rev-parse HEAD)
   # Refreshes the index once, so that native starts from a fresh one too.
   quiet git_ -C "$tree" status --porcelain
@@ -805,7 +836,7 @@ def cell(w, s):
         return "-"
     errs = errors(w, s)
     if errs:
-        return "failed in %d of %d runs (%s)" % (len(errs), runs, errs[0])
+        return "failed in %d of %d runs (%s)" % (len(errs), runs, errs[0].replace(env["B_DIR"] + "/", ""))
     if w not in medians or s not in medians[w]:
         return "-"
     m = medians[w][s]
@@ -845,8 +876,14 @@ if walks:
 print("ratio: median over runs of (run k of the system / run k of native); times are medians of %d runs, in seconds" % runs)
 tree = ("%s (%s entries, %.1f MiB)" % (env["B_TREE"], env["B_TREE_ENTRIES"], int(env["B_TREE_BYTES"]) / 1048576)
         if env["B_TREE"] else "not used")
-print("tree: %s; work dir: %s (%s); big file: %s MiB; compile: make -j%s O=OUT %s after make defconfig"
-      % (tree, env["B_DIR"], env["B_FS"], env["B_BIG_MIB"], env["B_JOBS"], env["B_COMPILE_TARGET"]))
+big = "%s MiB" % env["B_BIG_MIB"] if set(rows) & {"big-read-cold", "big-read-warm", "copy-up"} else "not used"
+if "compile" not in rows:
+    comp = "not run"
+elif compile_why:
+    comp = compile_why
+else:
+    comp = "make -j%s O=OUT %s after make defconfig" % (env["B_JOBS"], env["B_COMPILE_TARGET"])
+print("tree: %s; work dir: %s (%s); big file: %s; compile: %s" % (tree, env["B_DIR"], env["B_FS"], big, comp))
 print("date: %s; kernel: %s; CPUs: %s; memory: %.1f GiB"
       % (env["B_STARTED"], env["B_KERNEL"], env["B_CPUS"], int(env["B_MEM_KIB"]) / 1048576))
 print("versions: %s; fuse-overlayfs %s; ostree %s; git %s"

@@ -256,6 +256,12 @@ void DoReadDir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info* fi
       std::memset(&st, 0, sizeof(st));
       st.st_ino = d.ino;
       st.st_mode = d.type;
+      if (d.ino == 0) {
+        auto e = Ov(req)->ReadDirEntry(dh->ino, d.name);
+        if (!e.ok()) continue;  // gone since opendir
+        st.st_ino = e->ino;
+        st.st_mode = e->type;
+      }
       n = fuse_add_direntry(req, buf.data() + used, size - used, d.name.c_str(), &st,
                             static_cast<off_t>(i + 1));
       if (n > size - used) break;

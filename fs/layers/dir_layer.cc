@@ -24,6 +24,62 @@ Result<std::unique_ptr<DirLayer>> DirLayer::Open(const std::string& root, DirLay
   return std::unique_ptr<DirLayer>(new DirLayer(std::move(fd), root, std::move(options)));
 }
 
+Result<DirLayer::DirFd> DirLayer::OpenDir(const std::string& path) {
+  if (options_.cache_dirs) {
+    std::lock_guard lock(dirs_mu_);
+    auto it = dir_index_.find(path);
+    if (it != dir_index_.end()) {
+      dirs_.splice(dirs_.begin(), dirs_, it->second);
+      return it->second->second;
+    }
+  }
+  BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenDirBeneath(root_.get(), path));
+  auto dir = std::make_shared<const UniqueFd>(std::move(fd));
+  if (options_.cache_dirs) {
+    std::lock_guard lock(dirs_mu_);
+    if (!dir_index_.count(path)) {
+      dirs_.emplace_front(path, dir);
+      dir_index_[path] = dirs_.begin();
+      if (dirs_.size() > kDirFdCache) {
+        dir_index_.erase(dirs_.back().first);
+        dirs_.pop_back();
+      }
+    }
+  }
+  return dir;
+}
+
+Result<DirLayer::Parent> DirLayer::OpenParent(const std::string& path) {
+  auto [dir, name] = SplitPath(path);
+  BUILDFS_ASSIGN_OR_RETURN(DirFd fd, OpenDir(dir));
+  return Parent{std::move(fd), name};
+}
+
+void DirLayer::ForgetDirs() {
+  std::lock_guard lock(dirs_mu_);
+  dirs_.clear();
+  dir_index_.clear();
+}
+
+Result<struct stat> DirLayer::Stat(const std::string& path) {
+  Place place = Translate(path);
+  if (place.kind != Place::kInside) {
+    BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, Lookup(path));
+    if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, path);
+    return e.st;
+  }
+  struct stat st;
+  if (place.rel.empty()) {
+    if (fstat(root_.get(), &st) != 0) return Status::FromErrno(root_path_);
+    return st;
+  }
+  BUILDFS_ASSIGN_OR_RETURN(Parent parent, OpenParent(place.rel));
+  if (fstatat(parent.dir->get(), parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Status::FromErrno(path);
+  }
+  return st;
+}
+
 DirLayer::Place DirLayer::Translate(const std::string& path) const {
   const std::string& prefix = options_.prefix;
   if (prefix.empty()) return {Place::kInside, path};
@@ -90,13 +146,13 @@ Result<LayerEntry> DirLayer::Lookup(const std::string& path) {
     e.kind = LayerEntry::kPresent;
     return e;
   }
-  auto parent = OpenParentBeneath(root_.get(), place.rel);
+  auto parent = OpenParent(place.rel);
   if (!parent.ok()) {
     if (parent.code() == ENOENT || parent.code() == ENOTDIR || parent.code() == ELOOP) return e;
     return parent.status();
   }
-  if (fstatat(parent->dir.get(), parent->name.c_str(), &e.st, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return e;
+  if (fstatat(parent->dir->get(), parent->name.c_str(), &e.st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return e;
     return Status::FromErrno(path);
   }
   if (options_.overlay_format && S_ISCHR(e.st.st_mode) && e.st.st_rdev == makedev(0, 0)) {
@@ -104,7 +160,7 @@ Result<LayerEntry> DirLayer::Lookup(const std::string& path) {
     return e;
   }
   e.kind = LayerEntry::kPresent;
-  if (options_.overlay_format) BUILDFS_RETURN_IF_ERROR(ReadMarkers(parent->dir.get(), parent->name, &e));
+  if (options_.overlay_format) BUILDFS_RETURN_IF_ERROR(ReadMarkers(parent->dir->get(), parent->name, &e));
   return e;
 }
 
@@ -149,9 +205,9 @@ Result<UniqueFd> DirLayer::Open(const std::string& path, int flags) {
 Result<std::string> DirLayer::ReadLink(const std::string& path) {
   Place place = Translate(path);
   if (place.kind != Place::kInside) return Status::Error(EINVAL, path);
-  BUILDFS_ASSIGN_OR_RETURN(ParentRef parent, OpenParentBeneath(root_.get(), place.rel));
+  BUILDFS_ASSIGN_OR_RETURN(Parent parent, OpenParent(place.rel));
   char buf[PATH_MAX + 1];
-  ssize_t n = readlinkat(parent.dir.get(), parent.name.c_str(), buf, PATH_MAX);
+  ssize_t n = readlinkat(parent.dir->get(), parent.name.c_str(), buf, PATH_MAX);
   if (n < 0) return Status::FromErrno(path);
   return std::string(buf, static_cast<size_t>(n));
 }
@@ -163,8 +219,8 @@ Result<Xattrs> DirLayer::ListXattrs(const std::string& path) {
   if (place.kind == Place::kAncestor || place.rel.empty()) {
     BUILDFS_ASSIGN_OR_RETURN(all, ReadXattrsAt(root_.get(), ""));
   } else {
-    BUILDFS_ASSIGN_OR_RETURN(ParentRef parent, OpenParentBeneath(root_.get(), place.rel));
-    BUILDFS_ASSIGN_OR_RETURN(all, ReadXattrsAt(parent.dir.get(), parent.name));
+    BUILDFS_ASSIGN_OR_RETURN(Parent parent, OpenParent(place.rel));
+    BUILDFS_ASSIGN_OR_RETURN(all, ReadXattrsAt(parent.dir->get(), parent.name));
   }
   Xattrs out;
   for (auto& x : all) {

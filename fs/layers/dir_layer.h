@@ -8,8 +8,11 @@
 // Holds one fd (the root) for its life. Thread-safe.
 #pragma once
 
+#include <list>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "fs/layers/layer.h"
 
@@ -19,6 +22,10 @@ struct DirLayerOptions {
   std::string prefix;           // where the directory appears in the merged tree ("" = root)
   bool overlay_format = false;  // interpret whiteouts, opaque and redirect markers
   bool immutable = false;
+  // Keep the fds of recently used directories (at most kDirFdCache): only for
+  // a tree that changes only through its owner (the upper, which calls
+  // ForgetDirs when a directory moves or goes, and frozen layers).
+  bool cache_dirs = false;
 };
 
 class DirLayer : public Layer {
@@ -37,6 +44,24 @@ class DirLayer : public Layer {
   int root_fd() const { return root_.get(); }
   const std::string& root_path() const { return root_path_; }
 
+  // An open directory of the layer; shared, so that a cached one stays open
+  // while a caller uses it.
+  using DirFd = std::shared_ptr<const UniqueFd>;
+  struct Parent {
+    DirFd dir;
+    std::string name;
+  };
+  static constexpr size_t kDirFdCache = 256;
+  // The directory at `path` (relative, "" = root), opened beneath the root.
+  Result<DirFd> OpenDir(const std::string& path);
+  // The directory holding `path`, and `path`'s last component.
+  Result<Parent> OpenParent(const std::string& path);
+  // Forgets every cached directory fd: a directory moved or was removed.
+  void ForgetDirs();
+  // The attributes of the entry at `path` (ENOENT when absent), without
+  // reading its markers: one fstatat.
+  Result<struct stat> Stat(const std::string& path);
+
  private:
   DirLayer(UniqueFd root, std::string root_path, DirLayerOptions options);
 
@@ -52,6 +77,10 @@ class DirLayer : public Layer {
   std::string root_path_;
   DirLayerOptions options_;
   std::string key_;
+
+  std::mutex dirs_mu_;  // guards the two below; held for the map only
+  std::list<std::pair<std::string, DirFd>> dirs_;  // most recently used first
+  std::unordered_map<std::string, std::list<std::pair<std::string, DirFd>>::iterator> dir_index_;
 };
 
 }  // namespace buildfs

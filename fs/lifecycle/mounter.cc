@@ -53,7 +53,7 @@ nlohmann::json HandleControl(const Workspace& ws, const std::string& name, Overl
     if (id.empty() || id.find('/') != std::string::npos) return ControlReply(Status::Error(EINVAL, "bad layer id"));
     Status st = overlay.FreezeUpper([&](std::shared_ptr<DirLayer>* upper, StackLayer* frozen) {
       BUILDFS_RETURN_IF_ERROR(FreezeUpperOnDisk(ws, name, id));
-      BUILDFS_ASSIGN_OR_RETURN(auto new_upper, DirLayer::Open(ws.upper_path(name), {"", true, false}));
+      BUILDFS_ASSIGN_OR_RETURN(auto new_upper, OpenUpperLayer(ws, name));
       BUILDFS_ASSIGN_OR_RETURN(auto layer, OpenFrozenLayer(ws, id));
       *upper = std::move(new_upper);
       *frozen = {std::move(layer), true};
@@ -66,7 +66,7 @@ nlohmann::json HandleControl(const Workspace& ws, const std::string& name, Overl
     std::string id = request.value("id", "");
     Status st = overlay.UnfreezeUpper([&](std::shared_ptr<DirLayer>* upper) {
       BUILDFS_RETURN_IF_ERROR(UnfreezeUpperOnDisk(ws, name, id));
-      BUILDFS_ASSIGN_OR_RETURN(auto opened, DirLayer::Open(ws.upper_path(name), {"", true, false}));
+      BUILDFS_ASSIGN_OR_RETURN(auto opened, OpenUpperLayer(ws, name));
       *upper = std::move(opened);
       return Status::Ok();
     });
@@ -91,6 +91,9 @@ Status Serve(const Workspace& ws, const BuildInfo& info, bool debug,
     ready(st);
     return st;
   };
+  // New entries get exactly the mode the kernel asks for (it applied the
+  // caller's umask already).
+  umask(0);
   auto stack = OpenLayerStack(ws, info);
   if (!stack.ok()) return fail(stack.status());
   Overlay overlay(std::move(stack.value()));

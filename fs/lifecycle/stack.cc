@@ -33,7 +33,7 @@ std::string NewLayerId() {
 }
 
 Result<std::shared_ptr<DirLayer>> OpenFrozenLayer(const Workspace& ws, const std::string& id) {
-  BUILDFS_ASSIGN_OR_RETURN(auto layer, DirLayer::Open(ws.layer_path(id), {"", true, true}));
+  BUILDFS_ASSIGN_OR_RETURN(auto layer, DirLayer::Open(ws.layer_path(id), {"", true, true, true}));
   if (flock(layer->root_fd(), LOCK_SH) != 0) return Status::FromErrno(ws.layer_path(id));
   return std::shared_ptr<DirLayer>(std::move(layer));
 }
@@ -54,12 +54,17 @@ Result<std::vector<StackLayer>> OpenLowerLayers(const Workspace& ws, const Build
   return lowers;
 }
 
+Result<std::shared_ptr<DirLayer>> OpenUpperLayer(const Workspace& ws, const std::string& name) {
+  BUILDFS_ASSIGN_OR_RETURN(auto upper, DirLayer::Open(ws.upper_path(name), {"", true, false, true}));
+  return std::shared_ptr<DirLayer>(std::move(upper));
+}
+
 Result<LayerStack> OpenLayerStack(const Workspace& ws, const BuildInfo& info) {
   LayerStack stack;
   for (const auto& dir : {ws.upper_path(info.name), ws.work_path(info.name)}) {
     if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(dir);
   }
-  BUILDFS_ASSIGN_OR_RETURN(auto upper, DirLayer::Open(ws.upper_path(info.name), {"", true, false}));
+  BUILDFS_ASSIGN_OR_RETURN(auto upper, OpenUpperLayer(ws, info.name));
   BUILDFS_ASSIGN_OR_RETURN(auto work, DirLayer::Open(ws.work_path(info.name), {"", false, false}));
   stack.upper = std::move(upper);
   stack.work = std::move(work);

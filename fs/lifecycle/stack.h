@@ -30,6 +30,8 @@ Result<std::shared_ptr<DirLayer>> OpenFrozenLayer(const Workspace& ws, const std
 // `with_cache`) the workspace cache/ at "cache", then the base commit.
 Result<std::vector<StackLayer>> OpenLowerLayers(const Workspace& ws, const BuildInfo& info,
                                                 bool with_cache);
+// The build's upper as its daemon uses it (only the daemon changes it).
+Result<std::shared_ptr<DirLayer>> OpenUpperLayer(const Workspace& ws, const std::string& name);
 // The whole stack a build is mounted with: upper, work, lowers with cache.
 Result<LayerStack> OpenLayerStack(const Workspace& ws, const BuildInfo& info);
 

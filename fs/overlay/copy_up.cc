@@ -74,10 +74,10 @@ Status Overlay::CopyToWork(const Source& src, const std::string& tmp, uint64_t i
 }
 
 Status Overlay::InstallFromWork(const std::string& tmp, const std::string& path, bool over_whiteout) {
-  BUILDFS_ASSIGN_OR_RETURN(ParentRef parent, OpenParentBeneath(stack_.upper->root_fd(), path));
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent parent, stack_.upper->OpenParent(path));
   int work = stack_.work->root_fd();
   if (!over_whiteout) {
-    if (renameat2(work, tmp.c_str(), parent.dir.get(), parent.name.c_str(), RENAME_NOREPLACE) != 0) {
+    if (renameat2(work, tmp.c_str(), parent.dir->get(), parent.name.c_str(), RENAME_NOREPLACE) != 0) {
       Status st = Status::FromErrno(path);
       RemoveTreeAt(work, tmp);
       return st;
@@ -86,7 +86,7 @@ Status Overlay::InstallFromWork(const std::string& tmp, const std::string& path,
   }
   // Swap the new entry with the whiteout (a directory cannot replace a
   // device by plain rename), then drop the whiteout now sitting in work/.
-  if (renameat2(work, tmp.c_str(), parent.dir.get(), parent.name.c_str(), RENAME_EXCHANGE) != 0) {
+  if (renameat2(work, tmp.c_str(), parent.dir->get(), parent.name.c_str(), RENAME_EXCHANGE) != 0) {
     Status st = Status::FromErrno(path);
     RemoveTreeAt(work, tmp);
     return st;
@@ -135,6 +135,7 @@ Status Overlay::CopyUp(Node& node, bool with_data) {
   BUILDFS_RETURN_IF_ERROR(CopyToWork(node.lower.front(), tmp, node.ino, false, with_data));
   BUILDFS_RETURN_IF_ERROR(InstallFromWork(tmp, path, false));
   node.in_upper = true;
+  ForgetLearned(node);
   if (!S_ISDIR(node.type)) {
     node.lower.clear();
     ++node.generation;
@@ -165,11 +166,11 @@ Result<LayerEntry> Overlay::UpperEntry(const std::string& path) {
 }
 
 Status Overlay::MakeOrphan(Node& node, const std::string& path, bool last_link) {
-  BUILDFS_ASSIGN_OR_RETURN(ParentRef parent, OpenParentBeneath(stack_.upper->root_fd(), path));
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent parent, stack_.upper->OpenParent(path));
   std::string name = OrphanName(node.ino);
   // The last link moves to work/; otherwise work/ gets a link of its own.
-  int rc = last_link ? renameat(parent.dir.get(), parent.name.c_str(), stack_.work->root_fd(), name.c_str())
-                     : linkat(parent.dir.get(), parent.name.c_str(), stack_.work->root_fd(), name.c_str(), 0);
+  int rc = last_link ? renameat(parent.dir->get(), parent.name.c_str(), stack_.work->root_fd(), name.c_str())
+                     : linkat(parent.dir->get(), parent.name.c_str(), stack_.work->root_fd(), name.c_str(), 0);
   if (rc != 0) return Status::FromErrno(path);
   node.orphan = true;
   node.in_upper = false;

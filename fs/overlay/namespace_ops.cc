@@ -24,42 +24,68 @@ Result<EntryOut> Overlay::CreateEntry(uint64_t parent, const std::string& name, 
   BUILDFS_ASSIGN_OR_RETURN(Resolved existing, Resolve(*dir, dir_path, name));
   if (existing.found) return Status::Error(EEXIST, name);
   BUILDFS_RETURN_IF_ERROR(CopyUp(*dir));
-  std::string path = JoinPath(dir_path, name);
-  BUILDFS_ASSIGN_OR_RETURN(LayerEntry upper_dir, UpperEntry(dir_path));
-  BUILDFS_ASSIGN_OR_RETURN(LayerEntry here, UpperEntry(path));
-  int work = stack_.work->root_fd();
-  std::string tmp = WorkName("new", parent);
-  BUILDFS_RETURN_IF_ERROR(make(work, tmp));
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::DirFd dir_fd, stack_.upper->OpenDir(dir_path));
+  struct stat upper_dir;
+  if (fstat(dir_fd->get(), &upper_dir) != 0) return Status::FromErrno(dir_path);
+  struct stat here;
+  const bool whiteout = fstatat(dir_fd->get(), name.c_str(), &here, AT_SYMLINK_NOFOLLOW) == 0;
+  if (!whiteout && errno != ENOENT) return Status::FromErrno(name);
   // A setgid directory gives its group to new entries, and its bit to new directories.
   gid_t gid = caller.gid;
-  if (upper_dir.st.st_mode & S_ISGID) {
-    gid = upper_dir.st.st_gid;
+  if (upper_dir.st_mode & S_ISGID) {
+    gid = upper_dir.st_gid;
     if (S_ISDIR(mode)) mode |= S_ISGID;
   }
-  Status st;
-  if (fchownat(work, tmp.c_str(), caller.uid, gid, AT_SYMLINK_NOFOLLOW) != 0 &&
-      !(errno == EPERM && geteuid() != 0)) {
-    st = Status::FromErrno(name + ": chown");
+  // Made where it belongs, like any file of a local filesystem; only the
+  // name of a whiteout (a lower layer holds the name) is replaced atomically
+  // by an entry built in work/, a directory then opaque.
+  int at = dir_fd->get();
+  std::string made_name = name;
+  if (whiteout) {
+    at = stack_.work->root_fd();
+    made_name = WorkName("new", parent);
   }
-  if (st.ok() && !S_ISLNK(mode) && fchmodat(work, tmp.c_str(), mode & 07777, 0) != 0) {
-    st = Status::FromErrno(name + ": chmod");
-  }
-  // A new directory is opaque: whatever a lower layer held under its name stays hidden.
-  if (st.ok() && S_ISDIR(mode)) st = SetOpaque(work, tmp);
-  // A number of its own: the upper filesystem reuses inode numbers at once,
-  // and a number must not come back while the kernel may still hold it.
-  uint64_t ino = 0;
-  while (ino <= kRootIno || nodes_.count(ino)) ino = ino_source_();
-  if (st.ok()) st = SetIno(work, tmp, ino);
-  if (!st.ok()) {
-    RemoveTreeAt(work, tmp);
+  BUILDFS_RETURN_IF_ERROR(make(at, made_name));
+  auto undo = [&](Status st) {
+    RemoveTreeAt(at, made_name);
     return st;
+  };
+  if (fchownat(at, made_name.c_str(), caller.uid, gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+      !(errno == EPERM && geteuid() != 0)) {
+    return undo(Status::FromErrno(name + ": chown"));
   }
-  BUILDFS_RETURN_IF_ERROR(InstallFromWork(tmp, path, here.kind == LayerEntry::kWhiteout));
+  struct stat st;
+  if (fstatat(at, made_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return undo(Status::FromErrno(name));
+  // chown clears set-id bits; the umask of the daemon is 0, so only those need setting.
+  if (!S_ISLNK(mode) && (st.st_mode & 07777) != (mode & 07777)) {
+    if (fchmodat(at, made_name.c_str(), mode & 07777, 0) != 0) return undo(Status::FromErrno(name + ": chmod"));
+    st.st_mode = (st.st_mode & S_IFMT) | (mode & 07777);
+  }
+  Resolved made;
+  made.found = true;
+  made.type = st.st_mode & S_IFMT;
+  made.in_upper = true;
+  made.top.kind = LayerEntry::kPresent;
+  made.top.st = st;
+  made.ino = InoFor(made, made.top, Source{0, JoinPath(dir_path, name)});
+  // The upper filesystem reuses inode numbers at once: a number the kernel
+  // may still hold for a removed entry gets a number of its own, marked.
+  if (nodes_.count(made.ino)) {
+    uint64_t ino = 0;
+    while (ino <= kRootIno || nodes_.count(ino)) ino = ino_source_();
+    Status marked = SetIno(at, made_name, ino);
+    if (!marked.ok()) return undo(marked);
+    made.ino = made.top.ino = ino;
+  }
+  if (whiteout) {
+    Status st_made = S_ISDIR(mode) ? SetOpaque(at, made_name) : Status::Ok();
+    if (!st_made.ok()) return undo(st_made);
+    BUILDFS_RETURN_IF_ERROR(InstallFromWork(made_name, JoinPath(dir_path, name), /*over_whiteout=*/true));
+  }
   if (S_ISDIR(mode)) dir->subdirs = -1;
-  BUILDFS_ASSIGN_OR_RETURN(Resolved made, Resolve(*dir, dir_path, name));
-  if (!made.found) return Status::Error(EIO, path + ": vanished after create");
-  return Entry(Remember(parent, name, made));
+  Node* node = Remember(parent, name, made);
+  if (!whiteout) node->xattrs = Xattrs{};  // made right now, with none
+  return Entry(node);
 }
 
 Result<EntryOut> Overlay::MakeNode(uint64_t parent, const std::string& name, mode_t mode,
@@ -71,12 +97,12 @@ Result<EntryOut> Overlay::MakeNode(uint64_t parent, const std::string& name, mod
   if (S_ISDIR(mode) || S_ISLNK(mode)) return Status::Error(EINVAL, name);
   return CreateEntry(parent, name, caller, mode, [&](int work, const std::string& tmp) {
     if (S_ISREG(mode) || (mode & S_IFMT) == 0) {
-      int fd = openat(work, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      int fd = openat(work, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777);
       if (fd < 0) return Status::FromErrno(name);
       close(fd);
       return Status::Ok();
     }
-    if (mknodat(work, tmp.c_str(), (mode & S_IFMT) | 0600, rdev) != 0) return Status::FromErrno(name);
+    if (mknodat(work, tmp.c_str(), (mode & S_IFMT) | (mode & 0777), rdev) != 0) return Status::FromErrno(name);
     return Status::Ok();
   });
 }
@@ -86,7 +112,7 @@ Result<EntryOut> Overlay::MakeDir(uint64_t parent, const std::string& name, mode
   std::lock_guard lock(mu_);
   return CreateEntry(parent, name, caller, S_IFDIR | (mode & 07777),
                      [&](int work, const std::string& tmp) {
-                       if (mkdirat(work, tmp.c_str(), 0700) != 0) return Status::FromErrno(name);
+                       if (mkdirat(work, tmp.c_str(), mode & 0777) != 0) return Status::FromErrno(name);
                        return Status::Ok();
                      });
 }
@@ -108,7 +134,7 @@ Result<std::unique_ptr<FileHandle>> Overlay::Create(uint64_t parent, const std::
   auto made = CreateEntry(parent, name, caller, S_IFREG | (mode & 07777),
                           [&](int work, const std::string& tmp) {
                             fd.reset(openat(work, tmp.c_str(),
-                                            O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+                                            O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777));
                             return fd.valid() ? Status::Ok() : Status::FromErrno(name);
                           });
   if (!made.ok()) return made.status();
@@ -141,20 +167,20 @@ Result<EntryOut> Overlay::Link(uint64_t ino, uint64_t new_parent, const std::str
   BUILDFS_ASSIGN_OR_RETURN(std::string src_path, PathOf(*node));
   std::string path = JoinPath(dir_path, new_name);
   BUILDFS_ASSIGN_OR_RETURN(LayerEntry here, UpperEntry(path));
-  BUILDFS_ASSIGN_OR_RETURN(ParentRef src, OpenParentBeneath(stack_.upper->root_fd(), src_path));
-  BUILDFS_ASSIGN_OR_RETURN(ParentRef dst, OpenParentBeneath(stack_.upper->root_fd(), path));
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent src, stack_.upper->OpenParent(src_path));
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent dst, stack_.upper->OpenParent(path));
   if (here.kind == LayerEntry::kWhiteout) {
     // Link in work/, then rename over the whiteout: the name appears in one step.
     std::string tmp = WorkName("link", ino);
-    if (linkat(src.dir.get(), src.name.c_str(), stack_.work->root_fd(), tmp.c_str(), 0) != 0) {
+    if (linkat(src.dir->get(), src.name.c_str(), stack_.work->root_fd(), tmp.c_str(), 0) != 0) {
       return Status::FromErrno(new_name);
     }
-    if (renameat(stack_.work->root_fd(), tmp.c_str(), dst.dir.get(), dst.name.c_str()) != 0) {
+    if (renameat(stack_.work->root_fd(), tmp.c_str(), dst.dir->get(), dst.name.c_str()) != 0) {
       Status st = Status::FromErrno(new_name);
       unlinkat(stack_.work->root_fd(), tmp.c_str(), 0);
       return st;
     }
-  } else if (linkat(src.dir.get(), src.name.c_str(), dst.dir.get(), dst.name.c_str(), 0) != 0) {
+  } else if (linkat(src.dir->get(), src.name.c_str(), dst.dir->get(), dst.name.c_str(), 0) != 0) {
     return Status::FromErrno(new_name);
   }
   AddAlias(node, new_parent, new_name);
@@ -173,7 +199,7 @@ Status Overlay::Unlink(uint64_t parent, const std::string& name) {
   bool whiteout = LowerHas(*dir, dir_path, name);
   auto it = nodes_.find(r.ino);
   Node* node = it == nodes_.end() ? nullptr : it->second.get();
-  BUILDFS_ASSIGN_OR_RETURN(ParentRef ref, OpenParentBeneath(stack_.upper->root_fd(), path));
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, stack_.upper->OpenParent(path));
   int work = stack_.work->root_fd();
   if (r.in_upper) {
     bool last_link = r.top.st.st_nlink <= 1;
@@ -181,21 +207,21 @@ Status Overlay::Unlink(uint64_t parent, const std::string& name) {
     if (keep) {
       // Still open: the file lives on in work/ until its last handle is released.
       BUILDFS_RETURN_IF_ERROR(MakeOrphan(*node, path, last_link));
-      if (!last_link && unlinkat(ref.dir.get(), ref.name.c_str(), 0) != 0) return Status::FromErrno(name);
-      if (whiteout) BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir.get(), ref.name));
+      if (!last_link && unlinkat(ref.dir->get(), ref.name.c_str(), 0) != 0) return Status::FromErrno(name);
+      if (whiteout) BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir->get(), ref.name));
     } else if (whiteout) {
       std::string tmp = WorkName("whiteout", r.ino);
       BUILDFS_RETURN_IF_ERROR(MakeWhiteout(work, tmp));
-      if (renameat(work, tmp.c_str(), ref.dir.get(), ref.name.c_str()) != 0) {
+      if (renameat(work, tmp.c_str(), ref.dir->get(), ref.name.c_str()) != 0) {
         Status st = Status::FromErrno(name);
         unlinkat(work, tmp.c_str(), 0);
         return st;
       }
-    } else if (unlinkat(ref.dir.get(), ref.name.c_str(), 0) != 0) {
+    } else if (unlinkat(ref.dir->get(), ref.name.c_str(), 0) != 0) {
       return Status::FromErrno(name);
     }
   } else {
-    BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir.get(), ref.name));
+    BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir->get(), ref.name));
   }
   if (node) {
     DropAlias(node, parent, name);
@@ -220,24 +246,25 @@ Status Overlay::RmDir(uint64_t parent, const std::string& name) {
   if (!names.empty()) return Status::Error(ENOTEMPTY, name);
   BUILDFS_RETURN_IF_ERROR(CopyUp(*dir));
   bool whiteout = LowerHas(*dir, dir_path, name);
-  BUILDFS_ASSIGN_OR_RETURN(ParentRef ref, OpenParentBeneath(stack_.upper->root_fd(), path));
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, stack_.upper->OpenParent(path));
   int work = stack_.work->root_fd();
   if (r.in_upper) {
     // The upper directory may still hold whiteouts: move it out whole, then delete it.
     std::string tmp = WorkName("rmdir", r.ino);
     if (whiteout) {
       BUILDFS_RETURN_IF_ERROR(MakeWhiteout(work, tmp));
-      if (renameat2(work, tmp.c_str(), ref.dir.get(), ref.name.c_str(), RENAME_EXCHANGE) != 0) {
+      if (renameat2(work, tmp.c_str(), ref.dir->get(), ref.name.c_str(), RENAME_EXCHANGE) != 0) {
         Status st = Status::FromErrno(name);
         unlinkat(work, tmp.c_str(), 0);
         return st;
       }
-    } else if (renameat(ref.dir.get(), ref.name.c_str(), work, tmp.c_str()) != 0) {
+    } else if (renameat(ref.dir->get(), ref.name.c_str(), work, tmp.c_str()) != 0) {
       return Status::FromErrno(name);
     }
+    stack_.upper->ForgetDirs();  // the directory moved to work/
     RemoveTreeAt(work, tmp);
   } else {
-    BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir.get(), ref.name));
+    BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir->get(), ref.name));
   }
   dir->subdirs = -1;
   auto it = nodes_.find(r.ino);
@@ -299,8 +326,8 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
     BUILDFS_RETURN_IF_ERROR(CopyUp(*new_dir));
     BUILDFS_RETURN_IF_ERROR(CopyUp(*s));
     if (exchange) BUILDFS_RETURN_IF_ERROR(CopyUp(*d));
-    BUILDFS_ASSIGN_OR_RETURN(ParentRef from, OpenParentBeneath(stack_.upper->root_fd(), path));
-    BUILDFS_ASSIGN_OR_RETURN(ParentRef to, OpenParentBeneath(stack_.upper->root_fd(), new_path));
+    BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent from, stack_.upper->OpenParent(path));
+    BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent to, stack_.upper->OpenParent(new_path));
     // A moved directory keeps its lower parts through a redirect; one without
     // any becomes opaque so nothing under its new name shows through.
     auto mark_moved_dir = [&](Node* n, const std::string& at, int fd, const std::string& nm) -> Status {
@@ -309,11 +336,11 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
       BUILDFS_ASSIGN_OR_RETURN(std::string lower_path, LowerPathOf(at));
       return SetRedirect(fd, nm, lower_path);
     };
-    BUILDFS_RETURN_IF_ERROR(mark_moved_dir(s, path, from.dir.get(), from.name));
+    BUILDFS_RETURN_IF_ERROR(mark_moved_dir(s, path, from.dir->get(), from.name));
     int work = stack_.work->root_fd();
     if (exchange) {
-      BUILDFS_RETURN_IF_ERROR(mark_moved_dir(d, new_path, to.dir.get(), to.name));
-      if (renameat2(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(),
+      BUILDFS_RETURN_IF_ERROR(mark_moved_dir(d, new_path, to.dir->get(), to.name));
+      if (renameat2(from.dir->get(), from.name.c_str(), to.dir->get(), to.name.c_str(),
                     RENAME_EXCHANGE) != 0) {
         return Status::FromErrno(name);
       }
@@ -327,7 +354,7 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
     if (d && d->in_upper) {
       if (S_ISDIR(d->type)) {
         cleared = WorkName("rmdir", d->ino);
-        if (renameat(to.dir.get(), to.name.c_str(), work, cleared.c_str()) != 0) {
+        if (renameat(to.dir->get(), to.name.c_str(), work, cleared.c_str()) != 0) {
           return Status::FromErrno(new_name);
         }
       } else if (d->open_count > 1 && d->aliases.size() <= 1) {
@@ -339,21 +366,21 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
     if (target.kind == LayerEntry::kWhiteout && src_dir) {
       // A directory cannot replace the whiteout device by rename: swap them,
       // and keep the whiteout at the old name only if a lower layer needs it.
-      if (renameat2(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(),
+      if (renameat2(from.dir->get(), from.name.c_str(), to.dir->get(), to.name.c_str(),
                     RENAME_EXCHANGE) != 0) {
         return Status::FromErrno(name);
       }
-      if (!whiteout) unlinkat(from.dir.get(), from.name.c_str(), 0);
+      if (!whiteout) unlinkat(from.dir->get(), from.name.c_str(), 0);
       AddAlias(s, new_parent, new_name);
       DropAlias(s, parent, name);
       return Status::Ok();
     }
-    int rc = renameat2(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(),
+    int rc = renameat2(from.dir->get(), from.name.c_str(), to.dir->get(), to.name.c_str(),
                        whiteout ? RENAME_WHITEOUT : 0);
     if (rc != 0 && whiteout && (errno == EINVAL || errno == EPERM)) {
       // No RENAME_WHITEOUT here: rename, then leave the whiteout.
-      rc = renameat(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str());
-      if (rc == 0) BUILDFS_RETURN_IF_ERROR(MakeWhiteout(from.dir.get(), from.name));
+      rc = renameat(from.dir->get(), from.name.c_str(), to.dir->get(), to.name.c_str());
+      if (rc == 0) BUILDFS_RETURN_IF_ERROR(MakeWhiteout(from.dir->get(), from.name));
     }
     if (rc != 0) return Status::FromErrno(name);
     if (!cleared.empty()) RemoveTreeAt(work, cleared);
@@ -371,6 +398,8 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
   }();
   dir->subdirs = -1;
   new_dir->subdirs = -1;
+  // Directories of the upper moved (or went): their cached fds name other places now.
+  if (src_dir || (dst.found && S_ISDIR(dst.type))) stack_.upper->ForgetDirs();
   unpin();
   return st;
 }

@@ -75,7 +75,10 @@ void Overlay::AddAlias(Node* node, uint64_t parent, const std::string& name) {
   }
   node->aliases.emplace_back(parent, name);
   auto it = nodes_.find(parent);
-  if (it != nodes_.end()) ++it->second->child_refs;
+  if (it != nodes_.end()) {
+    ++it->second->child_refs;
+    it->second->children[name] = node->ino;
+  }
 }
 
 void Overlay::DropAlias(Node* node, uint64_t parent, const std::string& name) {
@@ -86,6 +89,8 @@ void Overlay::DropAlias(Node* node, uint64_t parent, const std::string& name) {
   auto p = nodes_.find(parent);
   if (p != nodes_.end()) {
     --p->second->child_refs;
+    auto child = p->second->children.find(name);
+    if (child != p->second->children.end() && child->second == node->ino) p->second->children.erase(child);
     MaybeErase(p->second.get());
   }
 }
@@ -102,6 +107,8 @@ void Overlay::MaybeErase(Node* node) {
     auto p = nodes_.find(parent);
     if (p == nodes_.end()) continue;
     --p->second->child_refs;
+    auto child = p->second->children.find(name);
+    if (child != p->second->children.end() && child->second == ino) p->second->children.erase(child);
     MaybeErase(p->second.get());
   }
 }
@@ -128,14 +135,36 @@ Overlay::Node* Overlay::Remember(uint64_t parent, const std::string& name, const
   }
   Node* node = slot.get();
   if (!node->orphan) {
+    if (node->in_upper != r.in_upper || node->lower.size() != r.lower.size() ||
+        (!r.lower.empty() && (node->lower.front().layer != r.lower.front().layer ||
+                              node->lower.front().path != r.lower.front().path))) {
+      ForgetLearned(*node);
+    }
     node->type = r.type;
     node->in_upper = r.in_upper;
     node->lower = r.lower;
     node->removed = false;
     node->removed_attr.reset();
+    if (!r.in_upper && !r.lower.empty() && layers_[r.lower.front().layer].layer->immutable()) {
+      node->attr = r.top;
+    }
     AddAlias(node, parent, name);
   }
   return node;
+}
+
+void Overlay::ForgetLearned(Node& node) {
+  node.attr.reset();
+  node.xattrs.reset();
+  node.listing.reset();
+  node.subdirs = -1;
+}
+
+bool Overlay::Stable(const Node& dir) const {
+  for (const auto& src : dir.lower) {
+    if (!layers_[src.layer].layer->immutable()) return false;
+  }
+  return true;
 }
 
 Result<EntryOut> Overlay::Entry(Node* node) {
@@ -156,6 +185,11 @@ bool Overlay::NegativeCacheable(const Node& dir) const {
 Result<EntryOut> Overlay::Lookup(uint64_t parent, const std::string& name) {
   std::lock_guard lock(mu_);
   BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(parent));
+  // A name looked up before, in a directory only this overlay changes.
+  if (auto known = dir->children.find(name); known != dir->children.end() && Stable(*dir)) {
+    auto it = nodes_.find(known->second);
+    if (it != nodes_.end() && !it->second->removed && !it->second->orphan) return Entry(it->second.get());
+  }
   BUILDFS_ASSIGN_OR_RETURN(std::string dir_path, PathOf(*dir));
   BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, dir_path, name));
   if (!r.found) {
@@ -181,25 +215,25 @@ Result<EntryOut> Overlay::GetAttr(uint64_t ino) {
   return AttrOf(*node);
 }
 
-Result<ParentRef> Overlay::UpperRef(Node& node) {
+Result<DirLayer::Parent> Overlay::UpperRef(Node& node) {
   if (node.orphan) {
-    BUILDFS_ASSIGN_OR_RETURN(UniqueFd work, OpenDirBeneath(stack_.work->root_fd(), ""));
-    return ParentRef{std::move(work), OrphanName(node.ino)};
+    BUILDFS_ASSIGN_OR_RETURN(DirLayer::DirFd work, stack_.work->OpenDir(""));
+    return DirLayer::Parent{std::move(work), OrphanName(node.ino)};
   }
   BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
   if (path.empty()) {
-    BUILDFS_ASSIGN_OR_RETURN(UniqueFd root, OpenDirBeneath(stack_.upper->root_fd(), ""));
-    return ParentRef{std::move(root), "."};
+    BUILDFS_ASSIGN_OR_RETURN(DirLayer::DirFd root, stack_.upper->OpenDir(""));
+    return DirLayer::Parent{std::move(root), "."};
   }
-  return OpenParentBeneath(stack_.upper->root_fd(), path);
+  return stack_.upper->OpenParent(path);
 }
 
 Result<EntryOut> Overlay::SetAttr(uint64_t ino, const SetAttrIn& in, FileHandle* /*fh*/) {
   std::lock_guard lock(mu_);
   BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
   BUILDFS_RETURN_IF_ERROR(CopyUp(*node));
-  BUILDFS_ASSIGN_OR_RETURN(ParentRef ref, UpperRef(*node));
-  int dir = ref.dir.get();
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(*node));
+  int dir = ref.dir->get();
   const char* name = ref.name.c_str();
   // chown(-1, -1) changes the ctime alone; so does any chown.
   if ((in.set_uid || in.set_gid || in.set_ctime) &&
@@ -322,22 +356,46 @@ Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino) {
   std::lock_guard lock(mu_);
   BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(ino));
   BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*dir));
-  BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(*dir, path));
+  BUILDFS_ASSIGN_OR_RETURN(auto names, ListingOf(*dir, path));
   auto h = std::make_unique<DirHandle>();
   h->ino = ino;
   uint64_t parent = dir->aliases.empty() ? kRootIno : dir->aliases.front().first;
   h->entries.push_back({".", ino, S_IFDIR});
   h->entries.push_back({"..", parent, S_IFDIR});
-  for (const auto& n : names) {
-    BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, path, n.name));
-    if (r.found) h->entries.push_back({n.name, r.ino, r.type});
-  }
+  // Numbers and types are learned when the entries are read (readdir) or
+  // looked up (readdirplus), not here: a listing may be read only in part.
+  for (const auto& n : names) h->entries.push_back({n.name, 0, static_cast<mode_t>(n.is_dir ? S_IFDIR : 0)});
   return h;
+}
+
+Result<DirEntryOut> Overlay::ReadDirEntry(uint64_t dir_ino, const std::string& name) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(dir_ino));
+  if (auto known = dir->children.find(name); known != dir->children.end() && Stable(*dir)) {
+    auto it = nodes_.find(known->second);
+    if (it != nodes_.end() && !it->second->removed) return DirEntryOut{name, it->second->ino, it->second->type};
+  }
+  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*dir));
+  BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, path, name));
+  if (!r.found) return Status::Error(ENOENT, name);
+  return DirEntryOut{name, r.ino, r.type};
 }
 
 // ---- xattrs ----
 
+// Kept once read: lower layers never change, and the upper and work/ change
+// only through this overlay, which forgets them when it does.
 Result<Xattrs> Overlay::XattrsOf(Node& node) {
+  if (node.xattrs) return *node.xattrs;
+  BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, ReadXattrs(node));
+  if (node.ino == kRootIno || node.in_upper || node.orphan ||
+      (!node.lower.empty() && layers_[node.lower.front().layer].layer->immutable())) {
+    node.xattrs = xattrs;
+  }
+  return xattrs;
+}
+
+Result<Xattrs> Overlay::ReadXattrs(Node& node) {
   if (node.ino == kRootIno) {
     BUILDFS_ASSIGN_OR_RETURN(size_t meta, RootMetaLayer());
     return layers_[meta].layer->ListXattrs("");
@@ -376,8 +434,9 @@ Status Overlay::SetXattr(uint64_t ino, const std::string& name, const std::strin
   if (IsInternalXattr(name)) return Status::Error(EPERM, name + ": reserved by buildfs");
   BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
   BUILDFS_RETURN_IF_ERROR(CopyUp(*node));
-  BUILDFS_ASSIGN_OR_RETURN(ParentRef ref, UpperRef(*node));
-  std::string path = ProcPath(ref.dir.get(), ref.name);
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(*node));
+  std::string path = ProcPath(ref.dir->get(), ref.name);
+  node->xattrs.reset();
   if (lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), flags) != 0) {
     return Status::FromErrno(name);
   }
@@ -392,8 +451,9 @@ Status Overlay::RemoveXattr(uint64_t ino, const std::string& name) {
   bool present = std::any_of(all.begin(), all.end(), [&](const Xattr& x) { return x.first == name; });
   if (!present) return Status::Error(ENODATA, name);
   BUILDFS_RETURN_IF_ERROR(CopyUp(*node));
-  BUILDFS_ASSIGN_OR_RETURN(ParentRef ref, UpperRef(*node));
-  std::string path = ProcPath(ref.dir.get(), ref.name);
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(*node));
+  std::string path = ProcPath(ref.dir->get(), ref.name);
+  node->xattrs.reset();
   if (lremovexattr(path.c_str(), name.c_str()) != 0) return Status::FromErrno(name);
   return Status::Ok();
 }

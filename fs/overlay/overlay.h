@@ -146,7 +146,11 @@ class Overlay {
   // The fd to write to (always in the upper).
   Result<int> WriteFd(FileHandle* fh);
 
+  // The directory's merged listing; its entries' numbers and types (but
+  // for directories) are 0 until read with ReadDirEntry or looked up.
   Result<std::unique_ptr<DirHandle>> OpenDir(uint64_t ino);
+  // The number and type of `name` in directory `dir_ino` (no lookup counted).
+  Result<DirEntryOut> ReadDirEntry(uint64_t dir_ino, const std::string& name);
 
   Result<std::string> GetXattr(uint64_t ino, const std::string& name);
   Result<std::vector<std::string>> ListXattr(uint64_t ino);
@@ -220,6 +224,19 @@ class Overlay {
     int open_count = 0;
     std::atomic<uint64_t> generation{0};  // bumped when the node's file moves (copy-up)
     int64_t subdirs = -1;     // merged directories: cached count of subdirectories
+    // What is learned once and kept while the node lives (an entry is
+    // resolved once per mount, not once per request); reset when its
+    // sources change (copy-up, stack switches):
+    // - the attributes of its topmost source, when that layer is immutable;
+    std::optional<LayerEntry> attr;
+    // - its visible xattrs, likewise;
+    std::optional<Xattrs> xattrs;
+    // - directories: the nodes of names looked up in it (name -> ino), a
+    //   cache of the aliases naming it as parent, used when no source of
+    //   the directory changes behind this overlay's back;
+    std::unordered_map<std::string, uint64_t> children;
+    // - directories whose every source is immutable: the merged listing.
+    std::optional<std::vector<std::pair<std::string, bool>>> listing;  // (name, is_dir)
   };
   // The result of resolving a name in a directory.
   struct Resolved {
@@ -244,6 +261,8 @@ class Overlay {
     bool is_dir;
   };
   Result<std::vector<MergedName>> MergedNames(const Node& dir, const std::string& dir_path);
+  // MergedNames of a live directory node, kept while only immutable layers provide it.
+  Result<std::vector<MergedName>> ListingOf(Node& dir, const std::string& dir_path);
   Result<EntryOut> AttrOf(Node& node);
 
   // --- nodes ---
@@ -288,10 +307,16 @@ class Overlay {
   // Opens the node's current file; in the upper when `write`.
   Result<UniqueFd> OpenNode(Node& node, int flags, bool write, bool with_data = true);
   Result<Xattrs> XattrsOf(Node& node);
+  Result<Xattrs> ReadXattrs(Node& node);  // from the node's layer, uncached
   // (directory fd, name) of a node's entry in the upper (or work/ for orphans).
-  Result<ParentRef> UpperRef(Node& node);
+  Result<DirLayer::Parent> UpperRef(Node& node);
   Result<Node*> GetDir(uint64_t ino);
   bool NegativeCacheable(const Node& dir) const;
+  // True when only this overlay changes what the directory holds: its
+  // lower sources are immutable (the upper changes only through here).
+  bool Stable(const Node& dir) const;
+  // Forgets what the node learned of its sources.
+  static void ForgetLearned(Node& node);
 
   // New entries: built in work/ by `make` then installed at parent/name.
   template <typename Make>

@@ -174,11 +174,14 @@ TEST_F(OverlayTest, CreateGivesCallerOwnership) {
   EXPECT_EQ(st.st_mode, S_IFREG | 0640u);
 }
 
-TEST_F(OverlayTest, MkdirMakesOpaqueDirOwnedByCaller) {
+// A name no layer holds gets a plain directory, made in place: no marker,
+// no trip through work/ (only a whiteout's name needs an opaque one, above).
+TEST_F(OverlayTest, MkdirMakesAPlainDirOwnedByCaller) {
   ASSERT_OK_AND_ASSIGN(EntryOut made, overlay_->MakeDir(kRootIno, "fresh", 0750, {1000, 1001}));
   EXPECT_EQ(made.st.st_mode, S_IFDIR | 0750u);
   EXPECT_EQ(made.st.st_uid, 1000u);
-  EXPECT_EQ(GetXattr(Upper("fresh"), kOpaqueXattr), "y");
+  EXPECT_EQ(GetXattr(Upper("fresh"), kOpaqueXattr), std::nullopt);
+  EXPECT_EQ(GetXattr(Upper("fresh"), kInoXattr), std::nullopt);
   EXPECT_EQ(Lstat(Upper("fresh")).st_gid, 1001u);
 }
 

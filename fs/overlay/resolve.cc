@@ -157,6 +157,21 @@ Result<std::vector<Overlay::MergedName>> Overlay::MergedNames(const Node& dir,
   return out;
 }
 
+Result<std::vector<Overlay::MergedName>> Overlay::ListingOf(Node& dir, const std::string& dir_path) {
+  if (dir.listing) {
+    std::vector<MergedName> out;
+    out.reserve(dir.listing->size());
+    for (const auto& [name, is_dir] : *dir.listing) out.push_back({name, is_dir});
+    return out;
+  }
+  BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(dir, dir_path));
+  if (!dir.in_upper && Stable(dir)) {
+    dir.listing.emplace();
+    for (const auto& n : names) dir.listing->emplace_back(n.name, n.is_dir);
+  }
+  return names;
+}
+
 Result<EntryOut> Overlay::AttrOf(Node& node) {
   EntryOut out;
   LayerEntry e;
@@ -172,20 +187,36 @@ Result<EntryOut> Overlay::AttrOf(Node& node) {
     BUILDFS_ASSIGN_OR_RETURN(size_t meta, RootMetaLayer());
     BUILDFS_ASSIGN_OR_RETURN(e, layers_[meta].layer->Lookup(""));
     if (node.subdirs < 0) {
-      BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(node, ""));
+      BUILDFS_ASSIGN_OR_RETURN(auto names, ListingOf(node, ""));
       node.subdirs = 0;
       for (const auto& n : names) node.subdirs += n.is_dir ? 1 : 0;
     }
     e.st.st_nlink = 2 + static_cast<nlink_t>(node.subdirs);
     out.immutable = true;
+  } else if (!node.in_upper && node.attr) {
+    e = *node.attr;  // learned once: the layer never changes
+    out.immutable = true;
+    if (!S_ISDIR(e.st.st_mode)) e.st.st_nlink = 1;  // see InoFor
+    if (S_ISDIR(e.st.st_mode) && node.lower.size() > 1) {
+      if (node.subdirs < 0) {
+        BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
+        BUILDFS_ASSIGN_OR_RETURN(auto names, ListingOf(node, path));
+        node.subdirs = 0;
+        for (const auto& n : names) node.subdirs += n.is_dir ? 1 : 0;
+      }
+      e.st.st_nlink = 2 + static_cast<nlink_t>(node.subdirs);
+    }
   } else {
     BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
     if (node.in_upper) {
-      BUILDFS_ASSIGN_OR_RETURN(e, layers_[0].layer->Lookup(path));
+      // Attributes only: no markers to read.
+      BUILDFS_ASSIGN_OR_RETURN(e.st, stack_.upper->Stat(path));
+      e.kind = LayerEntry::kPresent;
     } else if (!node.lower.empty()) {
       const Source& src = node.lower.front();
       BUILDFS_ASSIGN_OR_RETURN(e, layers_[src.layer].layer->Lookup(src.path));
       out.immutable = layers_[src.layer].layer->immutable();
+      if (out.immutable && e.kind == LayerEntry::kPresent) node.attr = e;
       if (!S_ISDIR(e.st.st_mode)) e.st.st_nlink = 1;  // see InoFor
     }
     if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, path);
@@ -193,7 +224,7 @@ Result<EntryOut> Overlay::AttrOf(Node& node) {
       // A merged directory: count the subdirectories the merge shows. Every
       // change to the directory goes through this overlay, which resets the count.
       if (node.subdirs < 0) {
-        BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(node, path));
+        BUILDFS_ASSIGN_OR_RETURN(auto names, ListingOf(node, path));
         node.subdirs = 0;
         for (const auto& n : names) node.subdirs += n.is_dir ? 1 : 0;
       }

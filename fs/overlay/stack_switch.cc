@@ -35,6 +35,7 @@ Status Overlay::FreezeUpper(const FreezeFn& move) {
     for (auto& [node, path] : in_upper) {
       node->lower.insert(node->lower.begin(), Source{1, path});
       node->in_upper = node->ino == kRootIno;  // the new upper has a root, nothing else
+      ForgetLearned(*node);
       ++node->generation;
       // Below the upper, each name of a hard-linked file is a file of its own
       // (InoFor): the node keeps its first name, the kernel forgets the others.
@@ -91,6 +92,7 @@ Status Overlay::UnfreezeUpper(const UnfreezeFn& move) {
       node->lower = std::move(lower);
       if (!moved) continue;
       node->in_upper = true;
+      ForgetLearned(*node);
       ++node->generation;
       if (S_ISDIR(node->type)) continue;
       // Names a freeze split apart are one file again: the kernel asks anew.
@@ -147,7 +149,7 @@ Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
     Node* root = nodes_.at(kRootIno).get();
     root->lower.clear();
     for (size_t i = 1; i < layers_.size(); ++i) root->lower.push_back({static_cast<int>(i), ""});
-    root->subdirs = -1;
+    ForgetLearned(*root);
     auto resolve_alias = [&](const std::pair<uint64_t, std::string>& alias) -> Result<Resolved> {
       auto parent = nodes_.find(alias.first);
       if (parent == nodes_.end() || parent->second->removed) return Status::Error(ENOENT, "gone");
@@ -166,6 +168,10 @@ Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
       }
       node->in_upper = r->in_upper;
       node->lower = r->lower;
+      ForgetLearned(*node);
+      if (!node->in_upper && !node->lower.empty() && layers_[node->lower.front().layer].layer->immutable()) {
+        node->attr = r->top;
+      }
       if (r->ino != node->ino) renumbered_[r->ino] = node->ino;
       if (was_private.count(node->ino) && !node->in_upper) relinked.push_back(node->ino);
       if (node->aliases.size() > 1) identities.emplace_back(node, r->ino);
