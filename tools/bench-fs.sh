@@ -413,7 +413,9 @@ if [[ -n $tree ]]; then
   if ! git_ -C "$tree" rev-parse -q --verify HEAD >/dev/null; then
     note "git add -A; git commit; git gc in $tree (once)"
     rm -f "$tree/.git/index.lock"
-    quiet git_ -C "$tree" add -A
+    # --force: Debian's linux-source ships a .gitignore that ignores every
+    # top-level entry (/*): the whole tree is what git status must check.
+    quiet git_ -C "$tree" add --force -A
     quiet git_ -C "$tree" -c user.name=bench-fs -c user.email=bench-fs@localhost -c commit.gpgsign=false \
       commit -q --no-verify -m "bench-fs: the tree"
     quiet git_ -C "$tree" gc --quiet --prune=now

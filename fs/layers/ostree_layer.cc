@@ -10,8 +10,6 @@
 namespace buildfs {
 namespace {
 
-constexpr size_t kMaxCachedObjects = 400000;
-
 template <typename Vec>
 auto FindByName(const Vec& v, const std::string& name) {
   auto it = std::lower_bound(v.begin(), v.end(), name,
@@ -42,39 +40,51 @@ Result<std::unique_ptr<OstreeLayer>> OstreeLayer::Open(const std::string& repo_p
   return std::unique_ptr<OstreeLayer>(new OstreeLayer(std::move(reader), commit, std::move(info)));
 }
 
-template <typename T, typename Load>
-static Result<std::shared_ptr<const T>> Cached(
-    std::shared_mutex& mu, std::unordered_map<std::string, std::shared_ptr<const T>>& cache,
-    const std::string& key, Load load) {
+template <typename T>
+template <typename Load>
+Result<std::shared_ptr<const T>> OstreeLayer::ObjectCache<T>::Get(const std::string& key, Load load) {
   {
-    std::shared_lock lock(mu);
-    auto it = cache.find(key);
-    if (it != cache.end()) return it->second;
+    std::shared_lock lock(mu_);
+    auto it = map_.find(key);
+    if (it != map_.end()) {
+      it->second.used.store(true, std::memory_order_relaxed);
+      return it->second.value;
+    }
   }
   auto loaded = load();
   if (!loaded.ok()) return loaded.status();
   auto ptr = std::make_shared<const T>(std::move(loaded.value()));
-  std::unique_lock lock(mu);
-  if (cache.size() >= kMaxCachedObjects) cache.clear();
-  cache.emplace(key, ptr);
+  std::unique_lock lock(mu_);
+  if (map_.size() >= capacity_) {
+    // Second chance: drop what was not used since the last sweep.
+    for (auto it = map_.begin(); it != map_.end();) {
+      if (!it->second.used.exchange(false, std::memory_order_relaxed)) {
+        it = map_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (map_.size() >= capacity_) map_.clear();
+  }
+  map_[key].value = ptr;
   return ptr;
 }
 
 Result<std::shared_ptr<const DirTree>> OstreeLayer::Tree(const std::string& checksum) {
-  return Cached<DirTree>(mu_, trees_, checksum, [&] { return reader_.LoadDirTree(checksum); });
+  return trees_.Get(checksum, [&] { return reader_.LoadDirTree(checksum); });
 }
 
 Result<std::shared_ptr<const FileObject>> OstreeLayer::File(const std::string& checksum) {
-  return Cached<FileObject>(mu_, files_, checksum, [&] { return reader_.StatFile(checksum); });
+  return files_.Get(checksum, [&] { return reader_.StatFile(checksum); });
 }
 
 Result<std::shared_ptr<const ObjectMeta>> OstreeLayer::DirMeta(const std::string& checksum) {
-  return Cached<ObjectMeta>(mu_, dirmetas_, checksum, [&] { return reader_.LoadDirMeta(checksum); });
+  return dirmetas_.Get(checksum, [&] { return reader_.LoadDirMeta(checksum); });
 }
 
 Result<std::shared_ptr<const OstreeLayer::Dir>> OstreeLayer::LoadDir(const std::string& tree,
                                                                       const std::string& meta) {
-  return Cached<Dir>(mu_, dirs_, tree + meta, [&]() -> Result<Dir> {
+  return dirs_.Get(tree + meta, [&]() -> Result<Dir> {
     Dir dir;
     BUILDFS_ASSIGN_OR_RETURN(dir.tree, Tree(tree));
     BUILDFS_ASSIGN_OR_RETURN(dir.meta, DirMeta(meta));

@@ -9,6 +9,7 @@
 // behind a shared mutex.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <shared_mutex>
@@ -71,11 +72,31 @@ class OstreeLayer : public Layer {
   std::string key_;
   CommitInfo info_;
 
-  std::shared_mutex mu_;  // guards the three caches below
-  std::unordered_map<std::string, std::shared_ptr<const DirTree>> trees_;
-  std::unordered_map<std::string, std::shared_ptr<const FileObject>> files_;
-  std::unordered_map<std::string, std::shared_ptr<const ObjectMeta>> dirmetas_;
-  std::unordered_map<std::string, std::shared_ptr<const Dir>> dirs_;  // by tree + meta
+  // Objects loaded before, bounded: the overlay keeps what it learned of the
+  // entries the kernel holds, so these serve walks (the trees on the way)
+  // and files that share an object. Evicts what was not used since the
+  // last sweep (second chance). Thread-safe: hits take the lock shared.
+  template <typename T>
+  class ObjectCache {
+   public:
+    explicit ObjectCache(size_t capacity) : capacity_(capacity) {}
+    template <typename Load>
+    Result<std::shared_ptr<const T>> Get(const std::string& key, Load load);
+
+   private:
+    struct Slot {
+      std::shared_ptr<const T> value;
+      mutable std::atomic<bool> used{true};
+    };
+    size_t capacity_;
+    std::shared_mutex mu_;
+    std::unordered_map<std::string, Slot> map_;
+  };
+
+  ObjectCache<DirTree> trees_{512};
+  ObjectCache<FileObject> files_{1024};
+  ObjectCache<ObjectMeta> dirmetas_{512};
+  ObjectCache<Dir> dirs_{512};  // by tree + meta
 };
 
 }  // namespace buildfs

@@ -1,6 +1,7 @@
 #include "fs/lifecycle/mounter.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <limits.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -94,6 +95,9 @@ Status Serve(const Workspace& ws, const BuildInfo& info, bool debug,
   // New entries get exactly the mode the kernel asks for (it applied the
   // caller's umask already).
   umask(0);
+  // A few malloc arenas, not one per thread that ever served a request: the
+  // inode table is allocated by every thread and freed by others.
+  mallopt(M_ARENA_MAX, 2);
   auto stack = OpenLayerStack(ws, info);
   if (!stack.ok()) return fail(stack.status());
   Overlay overlay(std::move(stack.value()));

@@ -132,7 +132,7 @@ Status Overlay::CopyUp(Node& node, bool with_data) {
   BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
   if (node.lower.empty()) return Status::Error(EIO, path + ": no layer holds it");
   std::string tmp = WorkName("copyup", node.ino);
-  BUILDFS_RETURN_IF_ERROR(CopyToWork(node.lower.front(), tmp, node.ino, false, with_data));
+  BUILDFS_RETURN_IF_ERROR(CopyToWork(Materialize(node.lower.front(), path), tmp, node.ino, false, with_data));
   BUILDFS_RETURN_IF_ERROR(InstallFromWork(tmp, path, false));
   node.in_upper = true;
   ForgetLearned(node);

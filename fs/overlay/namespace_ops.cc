@@ -84,7 +84,7 @@ Result<EntryOut> Overlay::CreateEntry(uint64_t parent, const std::string& name, 
   }
   if (S_ISDIR(mode)) dir->subdirs = -1;
   Node* node = Remember(parent, name, made);
-  if (!whiteout) node->xattrs = Xattrs{};  // made right now, with none
+  if (!whiteout) node->xattrs = std::make_unique<Xattrs>();  // made right now, with none
   return Entry(node);
 }
 
@@ -225,7 +225,7 @@ Status Overlay::Unlink(uint64_t parent, const std::string& name) {
   }
   if (node) {
     DropAlias(node, parent, name);
-    MarkRemoved(node);
+    MarkRemoved(node, path);
     MaybeErase(node);
   }
   return Status::Ok();
@@ -326,6 +326,9 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
     BUILDFS_RETURN_IF_ERROR(CopyUp(*new_dir));
     BUILDFS_RETURN_IF_ERROR(CopyUp(*s));
     if (exchange) BUILDFS_RETURN_IF_ERROR(CopyUp(*d));
+    // Directories keep the paths their lower layers hold them at.
+    if (S_ISDIR(s->type)) KeepLowerPathsBelow(*s);
+    if (exchange && S_ISDIR(d->type)) KeepLowerPathsBelow(*d);
     BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent from, stack_.upper->OpenParent(path));
     BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent to, stack_.upper->OpenParent(new_path));
     // A moved directory keeps its lower parts through a redirect; one without
@@ -389,7 +392,7 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
       if (S_ISDIR(d->type)) {
         d->removed = true;
       } else {
-        MarkRemoved(d);
+        MarkRemoved(d, new_path);
       }
     }
     AddAlias(s, new_parent, new_name);

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -77,7 +78,7 @@ void Overlay::AddAlias(Node* node, uint64_t parent, const std::string& name) {
   auto it = nodes_.find(parent);
   if (it != nodes_.end()) {
     ++it->second->child_refs;
-    it->second->children[name] = node->ino;
+    it->second->Dir().children[std::hash<std::string>{}(name)] = node->ino;
   }
 }
 
@@ -89,8 +90,11 @@ void Overlay::DropAlias(Node* node, uint64_t parent, const std::string& name) {
   auto p = nodes_.find(parent);
   if (p != nodes_.end()) {
     --p->second->child_refs;
-    auto child = p->second->children.find(name);
-    if (child != p->second->children.end() && child->second == node->ino) p->second->children.erase(child);
+    if (p->second->dir) {
+      auto& children = p->second->dir->children;
+      auto child = children.find(std::hash<std::string>{}(name));
+      if (child != children.end() && child->second == node->ino) children.erase(child);
+    }
     MaybeErase(p->second.get());
   }
 }
@@ -107,19 +111,22 @@ void Overlay::MaybeErase(Node* node) {
     auto p = nodes_.find(parent);
     if (p == nodes_.end()) continue;
     --p->second->child_refs;
-    auto child = p->second->children.find(name);
-    if (child != p->second->children.end() && child->second == ino) p->second->children.erase(child);
+    if (p->second->dir) {
+      auto& children = p->second->dir->children;
+      auto child = children.find(std::hash<std::string>{}(name));
+      if (child != children.end() && child->second == ino) children.erase(child);
+    }
     MaybeErase(p->second.get());
   }
 }
 
-void Overlay::MarkRemoved(Node* node) {
+void Overlay::MarkRemoved(Node* node, const std::string& path) {
   if (!node->aliases.empty() || node->orphan || node->removed) return;
   if (node->open_count > 0 && !node->in_upper && !node->lower.empty() && !S_ISDIR(node->type)) {
-    const Source& src = node->lower.front();
+    const Source src = Materialize(node->lower.front(), path);
     auto e = layers_[src.layer].layer->Lookup(src.path);
     if (e.ok() && e->kind == LayerEntry::kPresent) {
-      node->removed_attr = e->st;
+      node->removed_attr = std::make_unique<struct stat>(e->st);
       node->removed_attr->st_nlink = 0;
     }
   }
@@ -137,6 +144,7 @@ Overlay::Node* Overlay::Remember(uint64_t parent, const std::string& name, const
   if (!node->orphan) {
     if (node->in_upper != r.in_upper || node->lower.size() != r.lower.size() ||
         (!r.lower.empty() && (node->lower.front().layer != r.lower.front().layer ||
+                              node->lower.front().at_node != r.lower.front().at_node ||
                               node->lower.front().path != r.lower.front().path))) {
       ForgetLearned(*node);
     }
@@ -146,7 +154,7 @@ Overlay::Node* Overlay::Remember(uint64_t parent, const std::string& name, const
     node->removed = false;
     node->removed_attr.reset();
     if (!r.in_upper && !r.lower.empty() && layers_[r.lower.front().layer].layer->immutable()) {
-      node->attr = r.top;
+      node->attr = std::make_unique<CachedAttr>(CachedAttr::From(r.top.st));
     }
     AddAlias(node, parent, name);
   }
@@ -156,8 +164,51 @@ Overlay::Node* Overlay::Remember(uint64_t parent, const std::string& name, const
 void Overlay::ForgetLearned(Node& node) {
   node.attr.reset();
   node.xattrs.reset();
-  node.listing.reset();
+  if (node.dir) node.dir->listing.reset();
   node.subdirs = -1;
+}
+
+Overlay::CachedAttr Overlay::CachedAttr::From(const struct stat& st) {
+  CachedAttr a;
+  a.mode = st.st_mode;
+  a.uid = st.st_uid;
+  a.gid = st.st_gid;
+  a.nlink = static_cast<uint32_t>(st.st_nlink);
+  a.size = st.st_size;
+  a.blocks = st.st_blocks;
+  a.rdev = st.st_rdev;
+  a.atime = st.st_atim;
+  a.mtime = st.st_mtim;
+  a.ctime = st.st_ctim;
+  return a;
+}
+
+struct stat Overlay::CachedAttr::ToStat() const {
+  struct stat st = {};
+  st.st_mode = mode;
+  st.st_uid = uid;
+  st.st_gid = gid;
+  st.st_nlink = nlink;
+  st.st_size = size;
+  st.st_blocks = blocks;
+  st.st_blksize = 4096;
+  st.st_rdev = rdev;
+  st.st_atim = atime;
+  st.st_mtim = mtime;
+  st.st_ctim = ctime;
+  return st;
+}
+
+Overlay::Node* Overlay::KnownChild(Node& dir, const std::string& name) {
+  if (!dir.dir || !Stable(dir)) return nullptr;
+  auto known = dir.dir->children.find(std::hash<std::string>{}(name));
+  if (known == dir.dir->children.end()) return nullptr;
+  auto it = nodes_.find(known->second);
+  if (it == nodes_.end() || it->second->removed || it->second->orphan) return nullptr;
+  for (const auto& [parent, alias] : it->second->aliases) {
+    if (parent == dir.ino && alias == name) return it->second.get();
+  }
+  return nullptr;  // another name with the same hash
 }
 
 bool Overlay::Stable(const Node& dir) const {
@@ -186,10 +237,7 @@ Result<EntryOut> Overlay::Lookup(uint64_t parent, const std::string& name) {
   std::lock_guard lock(mu_);
   BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(parent));
   // A name looked up before, in a directory only this overlay changes.
-  if (auto known = dir->children.find(name); known != dir->children.end() && Stable(*dir)) {
-    auto it = nodes_.find(known->second);
-    if (it != nodes_.end() && !it->second->removed && !it->second->orphan) return Entry(it->second.get());
-  }
+  if (Node* known = KnownChild(*dir, name)) return Entry(known);
   BUILDFS_ASSIGN_OR_RETURN(std::string dir_path, PathOf(*dir));
   BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, dir_path, name));
   if (!r.found) {
@@ -201,12 +249,23 @@ Result<EntryOut> Overlay::Lookup(uint64_t parent, const std::string& name) {
 }
 
 void Overlay::Forget(uint64_t ino, uint64_t nlookup) {
-  std::lock_guard lock(mu_);
-  auto it = nodes_.find(ino);
-  if (it == nodes_.end()) return;
-  Node* node = it->second.get();
-  node->nlookup -= std::min(nlookup, node->nlookup);
-  MaybeErase(node);
+  bool trim = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) return;
+    Node* node = it->second.get();
+    node->nlookup -= std::min(nlookup, node->nlookup);
+    MaybeErase(node);
+    // When the kernel let go of most of the table (memory pressure, a cache
+    // drop), give the memory back instead of keeping the peak for good.
+    peak_nodes_ = std::max(peak_nodes_, nodes_.size());
+    if (peak_nodes_ > 10000 && nodes_.size() < peak_nodes_ / 2) {
+      peak_nodes_ = nodes_.size();
+      trim = true;
+    }
+  }
+  if (trim) malloc_trim(0);
 }
 
 Result<EntryOut> Overlay::GetAttr(uint64_t ino) {
@@ -269,7 +328,8 @@ Result<std::string> Overlay::ReadLink(uint64_t ino) {
     return layers_[0].layer->ReadLink(path);
   }
   if (node->lower.empty()) return Status::Error(ENOENT, "removed");
-  return layers_[node->lower.front().layer].layer->ReadLink(node->lower.front().path);
+  BUILDFS_ASSIGN_OR_RETURN(Source src, TopSource(*node));
+  return layers_[src.layer].layer->ReadLink(src.path);
 }
 
 Result<struct statvfs> Overlay::StatFs() {
@@ -296,7 +356,8 @@ Result<UniqueFd> Overlay::OpenNode(Node& node, int flags, bool write, bool with_
     return OpenBeneath(stack_.upper->root_fd(), path, oflags);
   }
   if (node.lower.empty()) return Status::Error(ENOENT, "removed");
-  return layers_[node.lower.front().layer].layer->Open(node.lower.front().path, O_RDONLY);
+  BUILDFS_ASSIGN_OR_RETURN(Source src, TopSource(node));
+  return layers_[src.layer].layer->Open(src.path, O_RDONLY);
 }
 
 Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
@@ -371,10 +432,7 @@ Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino) {
 Result<DirEntryOut> Overlay::ReadDirEntry(uint64_t dir_ino, const std::string& name) {
   std::lock_guard lock(mu_);
   BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(dir_ino));
-  if (auto known = dir->children.find(name); known != dir->children.end() && Stable(*dir)) {
-    auto it = nodes_.find(known->second);
-    if (it != nodes_.end() && !it->second->removed) return DirEntryOut{name, it->second->ino, it->second->type};
-  }
+  if (Node* known = KnownChild(*dir, name)) return DirEntryOut{name, known->ino, known->type};
   BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*dir));
   BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, path, name));
   if (!r.found) return Status::Error(ENOENT, name);
@@ -390,7 +448,7 @@ Result<Xattrs> Overlay::XattrsOf(Node& node) {
   BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, ReadXattrs(node));
   if (node.ino == kRootIno || node.in_upper || node.orphan ||
       (!node.lower.empty() && layers_[node.lower.front().layer].layer->immutable())) {
-    node.xattrs = xattrs;
+    node.xattrs = std::make_unique<Xattrs>(xattrs);
   }
   return xattrs;
 }
@@ -406,7 +464,8 @@ Result<Xattrs> Overlay::ReadXattrs(Node& node) {
     return layers_[0].layer->ListXattrs(path);
   }
   if (node.lower.empty()) return Status::Error(ENOENT, "removed");
-  return layers_[node.lower.front().layer].layer->ListXattrs(node.lower.front().path);
+  BUILDFS_ASSIGN_OR_RETURN(Source src, TopSource(node));
+  return layers_[src.layer].layer->ListXattrs(src.path);
 }
 
 Result<std::string> Overlay::GetXattr(uint64_t ino, const std::string& name) {

@@ -207,36 +207,70 @@ class Overlay {
   struct Source {
     int layer;  // index into layers_ (0 = upper)
     std::string path;
+    // The path is the node's own path in the merged tree (the common case:
+    // no directory on the way was renamed), so it is not kept: a walk of a
+    // big tree keeps one source per entry the kernel holds.
+    bool at_node = false;
+  };
+  // `src` with its path, given the path of the node it belongs to.
+  static Source Materialize(const Source& src, const std::string& node_path) {
+    return src.at_node ? Source{src.layer, node_path, false} : src;
+  }
+  // `src` without its path when that is `node_path`.
+  static Source Elide(Source src, const std::string& node_path) {
+    if (!src.at_node && src.path == node_path) return Source{src.layer, "", true};
+    return src;
+  }
+
+  // What stat shows of an entry of an immutable layer, kept compactly (a
+  // walk of a big tree keeps one per entry the kernel holds).
+  struct CachedAttr {
+    uint32_t mode = 0, uid = 0, gid = 0, nlink = 0;
+    int64_t size = 0, blocks = 0;
+    uint64_t rdev = 0;
+    struct timespec atime {}, mtime {}, ctime {};
+    static CachedAttr From(const struct stat& st);
+    struct stat ToStat() const;
+  };
+  // What only directories learn.
+  struct DirState {
+    // The nodes of names looked up in it (hash of the name -> ino): a cache
+    // of the aliases naming it as parent (which a hit is checked against),
+    // used while no source of the directory changes behind this overlay's
+    // back. Keyed by hash to stay small: one per entry the kernel holds.
+    std::unordered_map<size_t, uint64_t> children;
+    // The merged listing, while only immutable layers provide the directory.
+    std::optional<std::vector<std::pair<std::string, bool>>> listing;  // (name, is_dir)
   };
   struct Node {
     uint64_t ino = 0;
     uint64_t nlookup = 0;
     mode_t type = 0;
     bool in_upper = false;
+    bool orphan = false;      // unlinked while open; kept in work/ until released
+    bool removed = false;     // no longer in the tree
+    int open_count = 0;
+    int32_t subdirs = -1;     // merged directories: cached count of subdirectories
     std::vector<Source> lower;  // dirs: every lower source; others: the one, when !in_upper
     std::vector<std::pair<uint64_t, std::string>> aliases;  // (parent ino, name)
     uint64_t child_refs = 0;  // aliases of other nodes naming this one as parent
-    bool orphan = false;      // unlinked while open; kept in work/ until released
-    bool removed = false;     // no longer in the tree
+    std::atomic<uint64_t> generation{0};  // bumped when the node's file moves (copy-up)
     // A removed file that is still open, whose data a read-only layer holds:
     // its attributes when it was removed (nlink 0), so no layer is needed.
-    std::optional<struct stat> removed_attr;
-    int open_count = 0;
-    std::atomic<uint64_t> generation{0};  // bumped when the node's file moves (copy-up)
-    int64_t subdirs = -1;     // merged directories: cached count of subdirectories
+    std::unique_ptr<struct stat> removed_attr;
     // What is learned once and kept while the node lives (an entry is
     // resolved once per mount, not once per request); reset when its
-    // sources change (copy-up, stack switches):
-    // - the attributes of its topmost source, when that layer is immutable;
-    std::optional<LayerEntry> attr;
-    // - its visible xattrs, likewise;
-    std::optional<Xattrs> xattrs;
-    // - directories: the nodes of names looked up in it (name -> ino), a
-    //   cache of the aliases naming it as parent, used when no source of
-    //   the directory changes behind this overlay's back;
-    std::unordered_map<std::string, uint64_t> children;
-    // - directories whose every source is immutable: the merged listing.
-    std::optional<std::vector<std::pair<std::string, bool>>> listing;  // (name, is_dir)
+    // sources change (copy-up, stack switches): the attributes of its
+    // topmost source when that layer is immutable, its visible xattrs, and
+    // what a directory learns.
+    std::unique_ptr<CachedAttr> attr;
+    std::unique_ptr<Xattrs> xattrs;
+    std::unique_ptr<DirState> dir;
+
+    DirState& Dir() {
+      if (!dir) dir = std::make_unique<DirState>();
+      return *dir;
+    }
   };
   // The result of resolving a name in a directory.
   struct Resolved {
@@ -264,6 +298,8 @@ class Overlay {
   // MergedNames of a live directory node, kept while only immutable layers provide it.
   Result<std::vector<MergedName>> ListingOf(Node& dir, const std::string& dir_path);
   Result<EntryOut> AttrOf(Node& node);
+  // st_nlink of a merged directory: 2 + the subdirectories the merge shows.
+  Result<nlink_t> MergedLinks(Node& dir, const std::string& path);
 
   // --- nodes ---
   Result<Node*> Get(uint64_t ino);
@@ -273,8 +309,13 @@ class Overlay {
   void AddAlias(Node* node, uint64_t parent, const std::string& name);
   void DropAlias(Node* node, uint64_t parent, const std::string& name);
   void MaybeErase(Node* node);
-  // Marks a non-directory that lost its last name as removed.
-  void MarkRemoved(Node* node);
+  // Before `dir` moves: every live node at or below it stores the paths of
+  // its lower sources, which stay where they are while the merged path changes.
+  void KeepLowerPathsBelow(const Node& dir);
+  // The node's topmost lower source, with its path. REQUIRES: !node.lower.empty().
+  Result<Source> TopSource(const Node& node) const;
+  // Marks a non-directory that lost its last name (at `path`) as removed.
+  void MarkRemoved(Node* node, const std::string& path);
   Result<EntryOut> Entry(Node* node);  // AttrOf + one lookup counted
 
   // --- copy_up.cc ---
@@ -317,6 +358,8 @@ class Overlay {
   bool Stable(const Node& dir) const;
   // Forgets what the node learned of its sources.
   static void ForgetLearned(Node& node);
+  // The live node `name` in `dir` names, when the directory's cache knows it.
+  Node* KnownChild(Node& dir, const std::string& name);
 
   // New entries: built in work/ by `make` then installed at parent/name.
   template <typename Make>
@@ -333,6 +376,7 @@ class Overlay {
   // Inode numbers whose identity changed in ReplaceLowers: new -> the number in use.
   std::unordered_map<uint64_t, uint64_t> renumbered_;
   uint64_t work_seq_ = 0;
+  size_t peak_nodes_ = 0;  // the table's size when memory was last given back
   std::mt19937_64 ino_source_;  // numbers for entries made in this overlay
 };
 

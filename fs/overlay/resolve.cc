@@ -36,8 +36,34 @@ uint64_t HashIno(std::string_view a, uint64_t x = 0, uint64_t y = 0) {
 std::vector<Overlay::Source> Overlay::SourcesOf(const Node& dir, const std::string& dir_path) const {
   std::vector<Source> out;
   if (dir.in_upper) out.push_back({0, dir_path});
-  out.insert(out.end(), dir.lower.begin(), dir.lower.end());
+  for (const auto& src : dir.lower) out.push_back(Materialize(src, dir_path));
   return out;
+}
+
+void Overlay::KeepLowerPathsBelow(const Node& dir) {
+  for (auto& [ino, node] : nodes_) {
+    bool below = false;
+    for (const Node* cur = node.get(); cur && !below;) {
+      below = cur->ino == dir.ino;
+      if (cur->aliases.empty() || cur->ino == kRootIno) break;
+      auto parent = nodes_.find(cur->aliases.front().first);
+      cur = parent == nodes_.end() ? nullptr : parent->second.get();
+    }
+    if (!below) continue;
+    bool elided = false;
+    for (const auto& src : node->lower) elided |= src.at_node;
+    if (!elided) continue;
+    auto path = PathOf(*node);
+    if (!path.ok()) continue;
+    for (auto& src : node->lower) src = Materialize(src, path.value());
+  }
+}
+
+Result<Overlay::Source> Overlay::TopSource(const Node& node) const {
+  const Source& src = node.lower.front();
+  if (!src.at_node) return src;
+  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
+  return Materialize(src, path);
 }
 
 Status Overlay::ResolveRedirect(std::string path, size_t from_layer, std::vector<Source>* out) {
@@ -47,17 +73,20 @@ Status Overlay::ResolveRedirect(std::string path, size_t from_layer, std::vector
   Node walk;
   walk.type = S_IFDIR;
   for (size_t l = from_layer; l < layers_.size(); ++l) walk.lower.push_back({static_cast<int>(l), ""});
+  std::string walked;  // the path the walk stands at
   size_t pos = 0;
   while (pos < path.size() && !walk.lower.empty()) {
     size_t slash = path.find('/', pos);
     std::string name = path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
     pos = slash == std::string::npos ? path.size() : slash + 1;
     if (name.empty()) continue;
-    BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(walk, "", name));
+    BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(walk, walked, name));
     if (!r.found || !S_ISDIR(r.type)) return Status::Ok();
     walk.lower = std::move(r.lower);
+    walked = JoinPath(walked, name);
   }
-  out->insert(out->end(), walk.lower.begin(), walk.lower.end());
+  // The node these sources go to has another path: they keep theirs.
+  for (const auto& src : walk.lower) out->push_back(Materialize(src, walked));
   return Status::Ok();
 }
 
@@ -92,6 +121,7 @@ Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string
   Resolved r;
   LayerEntry identity;
   Source identity_source{0, ""};
+  const std::string child_path = JoinPath(parent_path, name);
   for (const Source& src : SourcesOf(parent, parent_path)) {
     if (skip_upper && src.layer == 0) continue;
     std::string path = JoinPath(src.path, name);
@@ -105,7 +135,7 @@ Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string
       if (src.layer == 0) {
         r.in_upper = true;
       } else {
-        r.lower.push_back({src.layer, path});
+        r.lower.push_back(Elide({src.layer, path}, child_path));
       }
       identity = e;
       identity_source = {src.layer, path};
@@ -113,7 +143,7 @@ Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string
       if (!is_dir) break;
     } else {
       if (!is_dir) break;  // a non-directory below a directory is hidden
-      r.lower.push_back({src.layer, path});
+      r.lower.push_back(Elide({src.layer, path}, child_path));
       identity = e;
       identity_source = {src.layer, path};
     }
@@ -122,9 +152,8 @@ Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string
       size_t before = r.lower.size();
       BUILDFS_RETURN_IF_ERROR(ResolveRedirect(e.redirect, static_cast<size_t>(src.layer) + 1, &r.lower));
       if (r.lower.size() > before) {
-        const Source& bottom = r.lower.back();
-        identity_source = bottom;
-        BUILDFS_ASSIGN_OR_RETURN(identity, layers_[bottom.layer].layer->Lookup(bottom.path));
+        identity_source = Materialize(r.lower.back(), child_path);
+        BUILDFS_ASSIGN_OR_RETURN(identity, layers_[identity_source.layer].layer->Lookup(identity_source.path));
       }
       break;
     }
@@ -158,18 +187,28 @@ Result<std::vector<Overlay::MergedName>> Overlay::MergedNames(const Node& dir,
 }
 
 Result<std::vector<Overlay::MergedName>> Overlay::ListingOf(Node& dir, const std::string& dir_path) {
-  if (dir.listing) {
+  if (dir.dir && dir.dir->listing) {
     std::vector<MergedName> out;
-    out.reserve(dir.listing->size());
-    for (const auto& [name, is_dir] : *dir.listing) out.push_back({name, is_dir});
+    out.reserve(dir.dir->listing->size());
+    for (const auto& [name, is_dir] : *dir.dir->listing) out.push_back({name, is_dir});
     return out;
   }
   BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(dir, dir_path));
   if (!dir.in_upper && Stable(dir)) {
-    dir.listing.emplace();
-    for (const auto& n : names) dir.listing->emplace_back(n.name, n.is_dir);
+    auto& listing = dir.Dir().listing.emplace();
+    for (const auto& n : names) listing.emplace_back(n.name, n.is_dir);
   }
   return names;
+}
+
+Result<nlink_t> Overlay::MergedLinks(Node& dir, const std::string& path) {
+  // Every change to the directory goes through this overlay, which resets the count.
+  if (dir.subdirs < 0) {
+    BUILDFS_ASSIGN_OR_RETURN(auto names, ListingOf(dir, path));
+    dir.subdirs = 0;
+    for (const auto& n : names) dir.subdirs += n.is_dir ? 1 : 0;
+  }
+  return static_cast<nlink_t>(2 + dir.subdirs);
 }
 
 Result<EntryOut> Overlay::AttrOf(Node& node) {
@@ -186,25 +225,16 @@ Result<EntryOut> Overlay::AttrOf(Node& node) {
   } else if (node.ino == kRootIno) {
     BUILDFS_ASSIGN_OR_RETURN(size_t meta, RootMetaLayer());
     BUILDFS_ASSIGN_OR_RETURN(e, layers_[meta].layer->Lookup(""));
-    if (node.subdirs < 0) {
-      BUILDFS_ASSIGN_OR_RETURN(auto names, ListingOf(node, ""));
-      node.subdirs = 0;
-      for (const auto& n : names) node.subdirs += n.is_dir ? 1 : 0;
-    }
-    e.st.st_nlink = 2 + static_cast<nlink_t>(node.subdirs);
+    BUILDFS_ASSIGN_OR_RETURN(e.st.st_nlink, MergedLinks(node, ""));
     out.immutable = true;
   } else if (!node.in_upper && node.attr) {
-    e = *node.attr;  // learned once: the layer never changes
+    e.st = node.attr->ToStat();  // learned once: the layer never changes
     out.immutable = true;
-    if (!S_ISDIR(e.st.st_mode)) e.st.st_nlink = 1;  // see InoFor
-    if (S_ISDIR(e.st.st_mode) && node.lower.size() > 1) {
-      if (node.subdirs < 0) {
-        BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
-        BUILDFS_ASSIGN_OR_RETURN(auto names, ListingOf(node, path));
-        node.subdirs = 0;
-        for (const auto& n : names) node.subdirs += n.is_dir ? 1 : 0;
-      }
-      e.st.st_nlink = 2 + static_cast<nlink_t>(node.subdirs);
+    if (!S_ISDIR(e.st.st_mode)) {
+      e.st.st_nlink = 1;  // see InoFor
+    } else if (node.lower.size() > 1) {
+      BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
+      BUILDFS_ASSIGN_OR_RETURN(e.st.st_nlink, MergedLinks(node, path));
     }
   } else {
     BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
@@ -213,22 +243,17 @@ Result<EntryOut> Overlay::AttrOf(Node& node) {
       BUILDFS_ASSIGN_OR_RETURN(e.st, stack_.upper->Stat(path));
       e.kind = LayerEntry::kPresent;
     } else if (!node.lower.empty()) {
-      const Source& src = node.lower.front();
+      const Source src = Materialize(node.lower.front(), path);
       BUILDFS_ASSIGN_OR_RETURN(e, layers_[src.layer].layer->Lookup(src.path));
       out.immutable = layers_[src.layer].layer->immutable();
-      if (out.immutable && e.kind == LayerEntry::kPresent) node.attr = e;
+      if (out.immutable && e.kind == LayerEntry::kPresent) {
+        node.attr = std::make_unique<CachedAttr>(CachedAttr::From(e.st));
+      }
       if (!S_ISDIR(e.st.st_mode)) e.st.st_nlink = 1;  // see InoFor
     }
     if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, path);
     if (S_ISDIR(e.st.st_mode) && (node.in_upper ? 1 : 0) + node.lower.size() > 1) {
-      // A merged directory: count the subdirectories the merge shows. Every
-      // change to the directory goes through this overlay, which resets the count.
-      if (node.subdirs < 0) {
-        BUILDFS_ASSIGN_OR_RETURN(auto names, ListingOf(node, path));
-        node.subdirs = 0;
-        for (const auto& n : names) node.subdirs += n.is_dir ? 1 : 0;
-      }
-      e.st.st_nlink = 2 + static_cast<nlink_t>(node.subdirs);
+      BUILDFS_ASSIGN_OR_RETURN(e.st.st_nlink, MergedLinks(node, path));
     }
   }
   out.st = e.st;

@@ -33,7 +33,7 @@ Status Overlay::FreezeUpper(const FreezeFn& move) {
       for (auto& src : node->lower) ++src.layer;
     }
     for (auto& [node, path] : in_upper) {
-      node->lower.insert(node->lower.begin(), Source{1, path});
+      node->lower.insert(node->lower.begin(), Source{1, "", true});  // at its own path
       node->in_upper = node->ino == kRootIno;  // the new upper has a root, nothing else
       ForgetLearned(*node);
       ++node->generation;
@@ -86,7 +86,7 @@ Status Overlay::UnfreezeUpper(const UnfreezeFn& move) {
         if (src.layer == 1) {
           moved = true;
         } else {
-          lower.push_back({src.layer - 1, src.path});
+          lower.push_back({src.layer - 1, src.path, src.at_node});
         }
       }
       node->lower = std::move(lower);
@@ -170,7 +170,7 @@ Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
       node->lower = r->lower;
       ForgetLearned(*node);
       if (!node->in_upper && !node->lower.empty() && layers_[node->lower.front().layer].layer->immutable()) {
-        node->attr = r->top;
+        node->attr = std::make_unique<CachedAttr>(CachedAttr::From(r->top.st));
       }
       if (r->ino != node->ino) renumbered_[r->ino] = node->ino;
       if (was_private.count(node->ino) && !node->in_upper) relinked.push_back(node->ino);
@@ -199,8 +199,9 @@ std::optional<RepoObject> Overlay::RepoObjectAt(uint64_t ino) {
   if (it == nodes_.end()) return std::nullopt;
   const Node& node = *it->second;
   if (node.in_upper || node.orphan || node.lower.size() != 1) return std::nullopt;
-  const Source& src = node.lower.front();
-  return layers_[src.layer].layer->ObjectAt(src.path);
+  auto src = TopSource(node);
+  if (!src.ok()) return std::nullopt;
+  return layers_[src->layer].layer->ObjectAt(src->path);
 }
 
 }  // namespace buildfs
