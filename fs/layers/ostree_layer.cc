@@ -100,7 +100,7 @@ Result<std::shared_ptr<const OstreeLayer::Dir>> OstreeLayer::LoadDir(const std::
       dir.times_file = true;
     }
     if (!encoded.empty()) {
-      BUILDFS_ASSIGN_OR_RETURN(dir.times, DecodeTimes(encoded));
+      BUILDFS_ASSIGN_OR_RETURN(dir.times, DecodeEntries(encoded));
       if (dir.times.size() != 1 + dir.tree->files.size() - (dir.times_file ? 1 : 0)) {
         return Status::Error(EUCLEAN, "dirtree " + tree + ": times table does not fit");
       }
@@ -137,7 +137,7 @@ void OstreeLayer::FillTimes(const Dir& dir, size_t record, struct stat* st, uint
     st->st_atim = st->st_mtim = st->st_ctim = {static_cast<time_t>(info_.timestamp), 0};
     return;
   }
-  const EntryTimes& t = dir.times[record];
+  const EntryRecord& t = dir.times[record];
   st->st_mtim = t.mtime;
   st->st_atim = t.atime;
   st->st_ctim = t.mtime;  // a ctime cannot be kept: it is shown as the mtime
@@ -165,14 +165,19 @@ Result<LayerEntry> OstreeLayer::Lookup(const std::string& path) {
     FillTimes(*dir, 0, &st, &e.ino);
     return e;
   }
-  // The file's record: after the directory's own, skipping the times file.
-  size_t record = 1 + found->index;
-  if (found->parent->times_file && FindByName(found->parent->tree->files, kTimesFile) -
-                                           found->parent->tree->files.begin() <
-                                       static_cast<std::ptrdiff_t>(found->index)) {
-    --record;
+  const EntryRecord* rec = RecordOf(*found);
+  FillTimes(*found->parent, RecordIndex(*found), &st, &e.ino);
+  st.st_nlink = 1;
+  if (rec && rec->has_attr) {
+    // What stat shows was recorded at commit: no object to open.
+    st.st_mode = rec->mode;
+    st.st_uid = rec->uid;
+    st.st_gid = rec->gid;
+    st.st_size = static_cast<off_t>(rec->size);
+    st.st_rdev = rec->rdev;
+    st.st_blocks = static_cast<blkcnt_t>((rec->size + 511) / 512);
+    return e;
   }
-  FillTimes(*found->parent, record, &st, &e.ino);
   BUILDFS_ASSIGN_OR_RETURN(auto file, File(found->checksum));
   st.st_mode = file->meta.mode;
   st.st_uid = file->meta.uid;
@@ -216,12 +221,30 @@ Result<std::string> OstreeLayer::ReadLink(const std::string& path) {
   return file->symlink_target;
 }
 
+size_t OstreeLayer::RecordIndex(const Found& found) const {
+  // After the directory's own record, skipping the times file.
+  size_t record = 1 + found.index;
+  const auto& files = found.parent->tree->files;
+  if (found.parent->times_file &&
+      FindByName(files, kTimesFile) - files.begin() < static_cast<std::ptrdiff_t>(found.index)) {
+    --record;
+  }
+  return record;
+}
+
+const EntryRecord* OstreeLayer::RecordOf(const Found& found) const {
+  if (found.is_dir || !found.parent) return nullptr;
+  size_t record = RecordIndex(found);
+  return record < found.parent->times.size() ? &found.parent->times[record] : nullptr;
+}
+
 Result<Xattrs> OstreeLayer::ListXattrs(const std::string& path) {
   BUILDFS_ASSIGN_OR_RETURN(Found found, Find(path));
   if (found.is_dir) {
     BUILDFS_ASSIGN_OR_RETURN(auto meta, DirMeta(found.meta));
     return Visible(meta->xattrs);
   }
+  if (const EntryRecord* rec = RecordOf(found); rec && rec->has_attr && !rec->has_xattrs) return Xattrs{};
   BUILDFS_ASSIGN_OR_RETURN(auto file, File(found.checksum));
   return Visible(file->meta.xattrs);
 }

@@ -4,7 +4,7 @@
 // first time a path under it is looked up, and cached by checksum (trees are
 // immutable and shared between commits). File attributes come from the
 // object's user.ostreemeta; times (and recorded inode numbers) from the
-// directory's times table (entry_times.h), with ctime shown equal to mtime;
+// directory's times table (entry_table.h), with ctime shown equal to mtime;
 // a commit without tables shows its own time. Thread-safe: the caches sit
 // behind a shared mutex.
 #pragma once
@@ -16,7 +16,7 @@
 #include <unordered_map>
 
 #include "fs/layers/layer.h"
-#include "fs/store/entry_times.h"
+#include "fs/store/entry_table.h"
 #include "fs/store/objects.h"
 
 namespace buildfs {
@@ -48,7 +48,7 @@ class OstreeLayer : public Layer {
   struct Dir {
     std::shared_ptr<const DirTree> tree;
     std::shared_ptr<const ObjectMeta> meta;
-    TimesTable times;         // [0] the directory, then its files; empty: none recorded
+    EntryTable times;         // [0] the directory, then its files; empty: none recorded
     bool times_file = false;  // tree's kTimesFile is the table, not an entry
   };
   struct Found {
@@ -64,6 +64,10 @@ class OstreeLayer : public Layer {
   Result<std::shared_ptr<const DirTree>> Tree(const std::string& checksum);
   Result<std::shared_ptr<const FileObject>> File(const std::string& checksum);
   Result<std::shared_ptr<const ObjectMeta>> DirMeta(const std::string& checksum);
+  // The position of a file's record in its directory's table, and the record
+  // (nullptr for a directory or when the commit has none).
+  size_t RecordIndex(const Found& found) const;
+  const EntryRecord* RecordOf(const Found& found) const;
   // The times of a directory, or of file `index` of `dir`.
   void FillTimes(const Dir& dir, size_t record, struct stat* st, uint64_t* ino) const;
 

@@ -48,7 +48,7 @@ class TreeWriter {
     }
     // Last: the directory's record holds the times of its files.
     BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, XattrsOf(ino));
-    return b_.FinishDir(dir, attr.st.st_uid, attr.st.st_gid, attr.st.st_mode, xattrs, TimesOf(attr, path));
+    return b_.FinishDir(dir, attr.st.st_uid, attr.st.st_gid, attr.st.st_mode, xattrs, RecordOf(attr, path, false));
   }
 
  private:
@@ -62,21 +62,21 @@ class TreeWriter {
     return out;
   }
 
-  // Times and, when the mount would not derive it from the path, the inode
-  // number: what the mount shows again after the commit.
-  static EntryTimes TimesOf(const EntryOut& e, const std::string& path) {
-    EntryTimes t;
-    t.mtime = e.st.st_mtim;
-    t.atime = e.st.st_atim;
-    if (e.ino != kRootIno && e.ino != Overlay::PathIdentity(OstreeLayer::kKey, path)) t.ino = e.ino;
-    return t;
+  // The entry's record (times, attributes) and, when the mount would not
+  // derive it from the path, its inode number: what the mount shows again
+  // after the commit.
+  static EntryRecord RecordOf(const EntryOut& e, const std::string& path, bool has_xattrs) {
+    EntryRecord r = RecordFor(e.st, has_xattrs);
+    if (e.ino != kRootIno && e.ino != Overlay::PathIdentity(OstreeLayer::kKey, path)) r.ino = e.ino;
+    return r;
   }
 
   Status WriteEntry(const EntryOut& child, const std::string& name, const std::string& path,
                     CommitBuilder::Dir dir) {
     if (auto obj = ov_.RepoObjectAt(child.ino)) {
       if (obj->is_dir) return b_.AddTree(dir, name, obj->checksum, obj->meta);
-      return b_.AddFile(dir, name, obj->checksum, TimesOf(child, path));
+      BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, XattrsOf(child.ino));
+      return b_.AddFile(dir, name, obj->checksum, RecordOf(child, path, !xattrs.empty()));
     }
     if (S_ISDIR(child.st.st_mode)) {
       BUILDFS_ASSIGN_OR_RETURN(CommitBuilder::Dir sub, b_.AddDir(dir, name));
@@ -96,7 +96,7 @@ class TreeWriter {
     if (fh) ov_.Release(std::move(fh));
     if (!checksum.ok()) return checksum.status().With(name);
     ++result_.entries_written;
-    return b_.AddFile(dir, name, checksum.value(), TimesOf(child, path));
+    return b_.AddFile(dir, name, checksum.value(), RecordOf(child, path, !xattrs.empty()));
   }
 
   Overlay& ov_;

@@ -80,16 +80,16 @@ CommitBuilder::~CommitBuilder() {
 }
 
 Status CommitBuilder::FinishDir(Dir dir, uid_t uid, gid_t gid, mode_t mode, const Xattrs& xattrs,
-                                const EntryTimes& self) {
+                                const EntryRecord& self) {
   // Files in OSTree's order (byte-wise by name), as a dirtree lists them.
-  TimesTable table = {self};
+  EntryTable table = {self};
   auto entries = times_.find(dir);
   if (entries != times_.end()) {
     for (const auto& [name, times] : entries->second) table.push_back(times);
     times_.erase(entries);
   }
   Xattrs all = Storable(xattrs);
-  std::string encoded = EncodeTimes(table);
+  std::string encoded = EncodeEntries(table);
   GHashTable* files = ostree_mutable_tree_get_files(dir);
   const bool name_taken = g_hash_table_contains(files, kTimesFile);
   if (encoded.size() > kTimesXattrMax && !name_taken) {
@@ -173,7 +173,7 @@ Status CommitBuilder::AddTree(Dir parent, const std::string& name, const std::st
 }
 
 Status CommitBuilder::AddFile(Dir parent, const std::string& name, const std::string& checksum,
-                              const EntryTimes& times) {
+                              const EntryRecord& times) {
   GError* error = nullptr;
   if (!ostree_mutable_tree_replace_file(parent, name.c_str(), checksum.c_str(), &error)) {
     return FromGError(error, name);
@@ -394,11 +394,11 @@ Result<std::unique_ptr<CommitBuilder>> Repo::BeginCommit() {
 
 namespace {
 
-EntryTimes TimesOf(const struct stat& st) {
-  EntryTimes t;
-  t.mtime = st.st_mtim;
-  t.atime = st.st_atim;
-  return t;
+bool HasVisible(const Xattrs& xattrs) {
+  for (const auto& x : xattrs) {
+    if (!IsInternalXattr(x.first)) return true;
+  }
+  return false;
 }
 
 Status AddDirectoryContents(CommitBuilder& b, CommitBuilder::Dir mdir, int dir_fd,
@@ -417,11 +417,11 @@ Status AddDirectoryContents(CommitBuilder& b, CommitBuilder::Dir mdir, int dir_f
       if (!sub_fd.valid()) return Status::FromErrno(path);
       BUILDFS_RETURN_IF_ERROR(AddDirectoryContents(b, sub, sub_fd.get(), path, progress, count));
       // The times read before the directory was listed (listing may touch its atime).
-      BUILDFS_RETURN_IF_ERROR(b.FinishDir(sub, st.st_uid, st.st_gid, st.st_mode, xattrs, TimesOf(st)));
+      BUILDFS_RETURN_IF_ERROR(b.FinishDir(sub, st.st_uid, st.st_gid, st.st_mode, xattrs, RecordFor(st, false)));
     } else {
       auto csum = b.WriteEntry(dir_fd, name, st, xattrs);
       if (!csum.ok()) return csum.status().With(where.empty() ? "." : where);
-      BUILDFS_RETURN_IF_ERROR(b.AddFile(mdir, name, csum.value(), TimesOf(st)));
+      BUILDFS_RETURN_IF_ERROR(b.AddFile(mdir, name, csum.value(), RecordFor(st, HasVisible(xattrs))));
     }
     progress.Report(++*count);
     if (progress.cancelled()) return Status::Error(ECANCELED, "interrupted");
@@ -437,7 +437,7 @@ Result<std::string> Repo::CommitDirectory(const std::string& dir, const std::str
   if (dir.empty()) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    EntryTimes times;
+    EntryRecord times;
     times.mtime = times.atime = now;
     BUILDFS_RETURN_IF_ERROR(builder->FinishDir(builder->root(), 0, 0, 0755, {}, times));
   } else {
@@ -449,7 +449,7 @@ Result<std::string> Repo::CommitDirectory(const std::string& dir, const std::str
     uint64_t count = 0;
     BUILDFS_RETURN_IF_ERROR(AddDirectoryContents(*builder, builder->root(), fd.get(), "", progress, &count));
     BUILDFS_RETURN_IF_ERROR(builder->FinishDir(builder->root(), st.st_uid, st.st_gid, st.st_mode, xattrs,
-                                               TimesOf(st)));
+                                               RecordFor(st, false)));
   }
   return builder->Finish(ref, "", subject);
 }

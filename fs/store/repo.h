@@ -19,7 +19,7 @@
 #include "fs/common/progress.h"
 #include "fs/common/status.h"
 #include "fs/common/xattr.h"
-#include "fs/store/entry_times.h"
+#include "fs/store/entry_table.h"
 #include "fs/store/objects.h"
 
 typedef struct OstreeRepo OstreeRepo;
@@ -41,17 +41,17 @@ class CommitBuilder {
   Dir root() const { return root_; }
   Result<Dir> AddDir(Dir parent, const std::string& name);
   // Adds an existing tree of the repo (no copying, no hashing) as `name`;
-  // its dirmeta carries its own times (entry_times.h).
+  // its dirmeta carries its own times (entry_table.h).
   Status AddTree(Dir parent, const std::string& name, const std::string& tree,
                  const std::string& meta);
   // Adds the content object `checksum` as file `name`, with its times.
   Status AddFile(Dir parent, const std::string& name, const std::string& checksum,
-                 const EntryTimes& times);
+                 const EntryRecord& times);
   // Writes the dirmeta of `dir`: owner, mode, xattrs, and the times table of
   // the directory (`self`) and of the files added to it. REQUIRES: every
   // file of `dir` added; called once per directory, the root last.
   Status FinishDir(Dir dir, uid_t uid, gid_t gid, mode_t mode, const Xattrs& xattrs,
-                   const EntryTimes& self);
+                   const EntryRecord& self);
   // Hashes and stores the entry `name` in `dir_fd` (regular file, symlink or
   // special file) with `st`'s owner and mode and the given xattrs; returns the
   // content checksum.
@@ -82,7 +82,7 @@ class CommitBuilder {
   Repo* repo_;
   Dir root_ = nullptr;
   // The times of the files added to each directory not yet finished.
-  std::unordered_map<Dir, std::map<std::string, EntryTimes>> times_;
+  std::unordered_map<Dir, std::map<std::string, EntryRecord>> times_;
   bool in_transaction_ = false;
   void* lock_ = nullptr;  // OstreeRepoAutoLock*
   std::vector<std::string> staging_;  // the staging directories this transaction may have made

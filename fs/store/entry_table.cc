@@ -1,4 +1,4 @@
-#include "fs/store/entry_times.h"
+#include "fs/store/entry_table.h"
 
 namespace buildfs {
 namespace {
@@ -6,6 +6,9 @@ namespace {
 constexpr uint8_t kVersion = 1;
 constexpr uint64_t kHasAtime = 1;  // the atime differs from the mtime
 constexpr uint64_t kHasIno = 2;
+constexpr uint64_t kHasAttr = 4;
+constexpr uint64_t kHasXattrs = 8;
+constexpr uint64_t kHasRdev = 16;
 
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -45,14 +48,30 @@ class Reader {
 
 }  // namespace
 
-std::string EncodeTimes(const TimesTable& table) {
+EntryRecord RecordFor(const struct stat& st, bool has_xattrs) {
+  EntryRecord r;
+  r.mtime = st.st_mtim;
+  r.atime = st.st_atim;
+  if (S_ISDIR(st.st_mode)) return r;  // its dirmeta says the rest
+  r.has_attr = true;
+  r.has_xattrs = has_xattrs;
+  r.mode = st.st_mode;
+  r.uid = st.st_uid;
+  r.gid = st.st_gid;
+  r.size = S_ISREG(st.st_mode) || S_ISLNK(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
+  r.rdev = S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? st.st_rdev : 0;
+  return r;
+}
+
+std::string EncodeEntries(const EntryTable& table) {
   std::string out;
   out.push_back(static_cast<char>(kVersion));
   PutVarint(&out, table.size());
   int64_t prev = 0;
   for (const auto& e : table) {
     const bool atime = e.atime.tv_sec != e.mtime.tv_sec || e.atime.tv_nsec != e.mtime.tv_nsec;
-    PutVarint(&out, (atime ? kHasAtime : 0) | (e.ino ? kHasIno : 0));
+    PutVarint(&out, (atime ? kHasAtime : 0) | (e.ino ? kHasIno : 0) | (e.has_attr ? kHasAttr : 0) |
+                        (e.has_attr && e.has_xattrs ? kHasXattrs : 0) | (e.has_attr && e.rdev ? kHasRdev : 0));
     PutVarint(&out, ZigZag(static_cast<int64_t>(e.mtime.tv_sec) - prev));
     PutVarint(&out, static_cast<uint64_t>(e.mtime.tv_nsec));
     prev = e.mtime.tv_sec;
@@ -61,17 +80,24 @@ std::string EncodeTimes(const TimesTable& table) {
       PutVarint(&out, static_cast<uint64_t>(e.atime.tv_nsec));
     }
     if (e.ino) PutVarint(&out, e.ino);
+    if (e.has_attr) {
+      PutVarint(&out, e.mode);
+      PutVarint(&out, e.uid);
+      PutVarint(&out, e.gid);
+      PutVarint(&out, e.size);
+      if (e.rdev) PutVarint(&out, e.rdev);
+    }
   }
   return out;
 }
 
-Result<TimesTable> DecodeTimes(std::string_view data) {
+Result<EntryTable> DecodeEntries(std::string_view data) {
   auto bad = [] { return Status::Error(EUCLEAN, "damaged times table"); };
   Reader in(data);
   uint8_t version = 0;
   uint64_t count = 0;
   if (!in.Byte(&version) || version != kVersion || !in.Varint(&count) || count > data.size()) return bad();
-  TimesTable table(count);
+  EntryTable table(count);
   int64_t prev = 0;
   for (auto& e : table) {
     uint64_t flags, sec, nsec;
@@ -86,6 +112,16 @@ Result<TimesTable> DecodeTimes(std::string_view data) {
       e.atime.tv_nsec = static_cast<long>(nsec);
     }
     if ((flags & kHasIno) && !in.Varint(&e.ino)) return bad();
+    if (flags & kHasAttr) {
+      uint64_t mode, uid, gid;
+      if (!in.Varint(&mode) || !in.Varint(&uid) || !in.Varint(&gid) || !in.Varint(&e.size)) return bad();
+      if ((flags & kHasRdev) && !in.Varint(&e.rdev)) return bad();
+      e.has_attr = true;
+      e.has_xattrs = flags & kHasXattrs;
+      e.mode = static_cast<uint32_t>(mode);
+      e.uid = static_cast<uint32_t>(uid);
+      e.gid = static_cast<uint32_t>(gid);
+    }
   }
   if (!in.done()) return bad();
   return table;
