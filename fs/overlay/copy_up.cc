@@ -11,32 +11,54 @@
 #include <unistd.h>
 
 #include "fs/common/path.h"
+#include "fs/common/xattr.h"
 #include "fs/layers/upper_format.h"
 #include "fs/overlay/overlay.h"
 
 namespace buildfs {
-std::string Overlay::WorkName(const char* what, uint64_t ino) {
-  return std::string(what) + "-" + std::to_string(ino) + "-" + std::to_string(++work_seq_);
+namespace {
+
+// Gives the entry `name` in `dir_fd` the xattrs, owner, mode and times of
+// (layer, path), whose entry is `e`.
+Status CopyMetadata(Layer& layer, const std::string& path, const LayerEntry& e, int dir_fd,
+                    const std::string& name) {
+  const struct stat& st = e.st;
+  BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, layer.ListXattrs(path));
+  for (const auto& [key, value] : xattrs) BUILDFS_RETURN_IF_ERROR(SetXattrAt(dir_fd, name, key, value));
+  if (fchownat(dir_fd, name.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+      !(errno == EPERM && geteuid() != 0)) {
+    return Status::FromErrno(name + ": chown");
+  }
+  // chmod after chown: chown clears the set-id bits.
+  if (!S_ISLNK(st.st_mode) && fchmodat(dir_fd, name.c_str(), st.st_mode & 07777, 0) != 0) {
+    return Status::FromErrno(name + ": chmod");
+  }
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  if (utimensat(dir_fd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Status::FromErrno(name + ": utimes");
+  }
+  return Status::Ok();
 }
 
-Status Overlay::CopyToWork(const Source& src, const std::string& tmp, uint64_t ino, bool dir_only,
+}  // namespace
+
+Status Overlay::CopyToWork(const Source& src, const UpperLayer::Parent& tmp_at, uint64_t ino,
                            bool with_data) {
   Layer& layer = *layers_[src.layer].layer;
-  int work = stack_.work->root_fd();
+  const int work = tmp_at.dir->get();
+  const std::string& tmp = tmp_at.name;
   BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layer.Lookup(src.path));
   if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, src.path);
   const struct stat& st = e.st;
   Status made;
   if (S_ISDIR(st.st_mode)) {
     if (mkdirat(work, tmp.c_str(), 0700) != 0) return Status::FromErrno(tmp);
-  } else if (dir_only) {
-    return Status::Error(ENOTDIR, src.path);
   } else if (S_ISREG(st.st_mode)) {
     UniqueFd to(openat(work, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!to.valid()) return Status::FromErrno(tmp);
     if (with_data) {
-      BUILDFS_ASSIGN_OR_RETURN(UniqueFd from, layer.Open(src.path, O_RDONLY));
-      made = CopyFileData(from.get(), to.get());
+      auto from = layer.Open(src.path, O_RDONLY);
+      made = from.ok() ? CopyFileData(from->get(), to.get()) : from.status();
     }
   } else if (S_ISLNK(st.st_mode)) {
     BUILDFS_ASSIGN_OR_RETURN(std::string target, layer.ReadLink(src.path));
@@ -46,53 +68,10 @@ Status Overlay::CopyToWork(const Source& src, const std::string& tmp, uint64_t i
       return Status::FromErrno(tmp);
     }
   }
-  if (made.ok()) {
-    auto xattrs = layer.ListXattrs(src.path);
-    made = xattrs.status();
-    if (made.ok()) {
-      for (const auto& [key, value] : xattrs.value()) {
-        made = SetXattrAt(work, tmp, key, value);
-        if (!made.ok()) break;
-      }
-    }
-  }
+  if (made.ok()) made = CopyMetadata(layer, src.path, e, work, tmp);
   if (made.ok()) made = SetIno(work, tmp, ino);
-  if (made.ok() && fchownat(work, tmp.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
-      !(errno == EPERM && geteuid() != 0)) {
-    made = Status::FromErrno(tmp + ": chown");
-  }
-  // chmod after chown: chown clears the set-id bits.
-  if (made.ok() && !S_ISLNK(st.st_mode) && fchmodat(work, tmp.c_str(), st.st_mode & 07777, 0) != 0) {
-    made = Status::FromErrno(tmp + ": chmod");
-  }
-  struct timespec times[2] = {st.st_atim, st.st_mtim};
-  if (made.ok() && utimensat(work, tmp.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
-    made = Status::FromErrno(tmp + ": utimes");
-  }
-  if (!made.ok()) RemoveTreeAt(work, tmp);
+  if (!made.ok()) upper_.Discard(tmp_at);
   return made;
-}
-
-Status Overlay::InstallFromWork(const std::string& tmp, const std::string& path, bool over_whiteout) {
-  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent parent, stack_.upper->OpenParent(path));
-  int work = stack_.work->root_fd();
-  if (!over_whiteout) {
-    if (renameat2(work, tmp.c_str(), parent.dir->get(), parent.name.c_str(), RENAME_NOREPLACE) != 0) {
-      Status st = Status::FromErrno(path);
-      RemoveTreeAt(work, tmp);
-      return st;
-    }
-    return Status::Ok();
-  }
-  // Swap the new entry with the whiteout (a directory cannot replace a
-  // device by plain rename), then drop the whiteout now sitting in work/.
-  if (renameat2(work, tmp.c_str(), parent.dir->get(), parent.name.c_str(), RENAME_EXCHANGE) != 0) {
-    Status st = Status::FromErrno(path);
-    RemoveTreeAt(work, tmp);
-    return st;
-  }
-  unlinkat(work, tmp.c_str(), 0);
-  return Status::Ok();
 }
 
 Result<size_t> Overlay::RootMetaLayer() {
@@ -110,17 +89,10 @@ Status Overlay::CopyUpRoot() {
   if (from == 0) return Status::Ok();
   Layer& layer = *layers_[from].layer;
   BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layer.Lookup(""));
-  BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, layer.ListXattrs(""));
-  int root = stack_.upper->root_fd();
-  for (const auto& [key, value] : xattrs) BUILDFS_RETURN_IF_ERROR(SetXattrAt(root, ".", key, value));
-  if (fchownat(root, ".", e.st.st_uid, e.st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 && geteuid() == 0) {
-    return Status::FromErrno("root: chown");
-  }
-  if (fchmodat(root, ".", e.st.st_mode & 07777, 0) != 0) return Status::FromErrno("root: chmod");
-  struct timespec times[2] = {e.st.st_atim, e.st.st_mtim};
-  if (utimensat(root, ".", times, AT_SYMLINK_NOFOLLOW) != 0) return Status::FromErrno("root: utimes");
+  BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent root, upper_.OpenParent(""));
+  BUILDFS_RETURN_IF_ERROR(CopyMetadata(layer, "", e, root.dir->get(), root.name));
   // Last: the mark says the upper's root now holds the metadata.
-  return SetIno(root, ".", kRootIno);
+  return SetIno(root.dir->get(), root.name, kRootIno);
 }
 
 Status Overlay::CopyUp(Node& node, bool with_data) {
@@ -131,9 +103,9 @@ Status Overlay::CopyUp(Node& node, bool with_data) {
   BUILDFS_RETURN_IF_ERROR(CopyUp(*parent));
   BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
   if (node.lower.empty()) return Status::Error(EIO, path + ": no layer holds it");
-  std::string tmp = WorkName("copyup", node.ino);
-  BUILDFS_RETURN_IF_ERROR(CopyToWork(Materialize(node.lower.front(), path), tmp, node.ino, false, with_data));
-  BUILDFS_RETURN_IF_ERROR(InstallFromWork(tmp, path, false));
+  BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent tmp, upper_.NewWorkEntry("copyup", node.ino));
+  BUILDFS_RETURN_IF_ERROR(CopyToWork(Materialize(node.lower.front(), path), tmp, node.ino, with_data));
+  BUILDFS_RETURN_IF_ERROR(upper_.Install(tmp, path, /*over_whiteout=*/false));
   node.in_upper = true;
   ForgetLearned(node);
   if (!S_ISDIR(node.type)) {
@@ -166,12 +138,8 @@ Result<LayerEntry> Overlay::UpperEntry(const std::string& path) {
 }
 
 Status Overlay::MakeOrphan(Node& node, const std::string& path, bool last_link) {
-  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent parent, stack_.upper->OpenParent(path));
-  std::string name = OrphanName(node.ino);
-  // The last link moves to work/; otherwise work/ gets a link of its own.
-  int rc = last_link ? renameat(parent.dir->get(), parent.name.c_str(), stack_.work->root_fd(), name.c_str())
-                     : linkat(parent.dir->get(), parent.name.c_str(), stack_.work->root_fd(), name.c_str(), 0);
-  if (rc != 0) return Status::FromErrno(path);
+  BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent at, upper_.OpenParent(path));
+  BUILDFS_RETURN_IF_ERROR(upper_.MakeOrphan(at, node.ino, last_link));
   node.orphan = true;
   node.in_upper = false;
   return Status::Ok();

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "fs/common/path.h"
+#include <optional>
+
 #include "fs/layers/upper_format.h"
 #include "fs/overlay/overlay.h"
 
@@ -24,7 +26,7 @@ Result<EntryOut> Overlay::CreateEntry(uint64_t parent, const std::string& name, 
   BUILDFS_ASSIGN_OR_RETURN(Resolved existing, Resolve(*dir, dir_path, name));
   if (existing.found) return Status::Error(EEXIST, name);
   BUILDFS_RETURN_IF_ERROR(CopyUp(*dir));
-  BUILDFS_ASSIGN_OR_RETURN(DirLayer::DirFd dir_fd, stack_.upper->OpenDir(dir_path));
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::DirFd dir_fd, upper_.dirs()->OpenDir(dir_path));
   struct stat upper_dir;
   if (fstat(dir_fd->get(), &upper_dir) != 0) return Status::FromErrno(dir_path);
   struct stat here;
@@ -39,15 +41,15 @@ Result<EntryOut> Overlay::CreateEntry(uint64_t parent, const std::string& name, 
   // Made where it belongs, like any file of a local filesystem; only the
   // name of a whiteout (a lower layer holds the name) is replaced atomically
   // by an entry built in work/, a directory then opaque.
-  int at = dir_fd->get();
-  std::string made_name = name;
+  UpperLayer::Parent where{dir_fd, name};
   if (whiteout) {
-    at = stack_.work->root_fd();
-    made_name = WorkName("new", parent);
+    BUILDFS_ASSIGN_OR_RETURN(where, upper_.NewWorkEntry("new", parent));
   }
+  const int at = where.dir->get();
+  const std::string& made_name = where.name;
   BUILDFS_RETURN_IF_ERROR(make(at, made_name));
   auto undo = [&](Status st) {
-    RemoveTreeAt(at, made_name);
+    upper_.Discard(where);
     return st;
   };
   if (fchownat(at, made_name.c_str(), caller.uid, gid, AT_SYMLINK_NOFOLLOW) != 0 &&
@@ -80,7 +82,7 @@ Result<EntryOut> Overlay::CreateEntry(uint64_t parent, const std::string& name, 
   if (whiteout) {
     Status st_made = S_ISDIR(mode) ? SetOpaque(at, made_name) : Status::Ok();
     if (!st_made.ok()) return undo(st_made);
-    BUILDFS_RETURN_IF_ERROR(InstallFromWork(made_name, JoinPath(dir_path, name), /*over_whiteout=*/true));
+    BUILDFS_RETURN_IF_ERROR(upper_.Install(where, JoinPath(dir_path, name), /*over_whiteout=*/true));
   }
   if (S_ISDIR(mode)) dir->subdirs = -1;
   Node* node = Remember(parent, name, made);
@@ -167,22 +169,9 @@ Result<EntryOut> Overlay::Link(uint64_t ino, uint64_t new_parent, const std::str
   BUILDFS_ASSIGN_OR_RETURN(std::string src_path, PathOf(*node));
   std::string path = JoinPath(dir_path, new_name);
   BUILDFS_ASSIGN_OR_RETURN(LayerEntry here, UpperEntry(path));
-  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent src, stack_.upper->OpenParent(src_path));
-  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent dst, stack_.upper->OpenParent(path));
-  if (here.kind == LayerEntry::kWhiteout) {
-    // Link in work/, then rename over the whiteout: the name appears in one step.
-    std::string tmp = WorkName("link", ino);
-    if (linkat(src.dir->get(), src.name.c_str(), stack_.work->root_fd(), tmp.c_str(), 0) != 0) {
-      return Status::FromErrno(new_name);
-    }
-    if (renameat(stack_.work->root_fd(), tmp.c_str(), dst.dir->get(), dst.name.c_str()) != 0) {
-      Status st = Status::FromErrno(new_name);
-      unlinkat(stack_.work->root_fd(), tmp.c_str(), 0);
-      return st;
-    }
-  } else if (linkat(src.dir->get(), src.name.c_str(), dst.dir->get(), dst.name.c_str(), 0) != 0) {
-    return Status::FromErrno(new_name);
-  }
+  BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent src, upper_.OpenParent(src_path));
+  BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent dst, upper_.OpenParent(path));
+  BUILDFS_RETURN_IF_ERROR(upper_.Link(src, dst, ino, here.kind == LayerEntry::kWhiteout));
   AddAlias(node, new_parent, new_name);
   return Entry(node);
 }
@@ -199,29 +188,22 @@ Status Overlay::Unlink(uint64_t parent, const std::string& name) {
   bool whiteout = LowerHas(*dir, dir_path, name);
   auto it = nodes_.find(r.ino);
   Node* node = it == nodes_.end() ? nullptr : it->second.get();
-  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, stack_.upper->OpenParent(path));
-  int work = stack_.work->root_fd();
+  BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent ref, upper_.OpenParent(path));
   if (r.in_upper) {
     bool last_link = r.top.st.st_nlink <= 1;
     bool keep = node && node->open_count > 0 && node->aliases.size() <= 1;
     if (keep) {
       // Still open: the file lives on in work/ until its last handle is released.
       BUILDFS_RETURN_IF_ERROR(MakeOrphan(*node, path, last_link));
-      if (!last_link && unlinkat(ref.dir->get(), ref.name.c_str(), 0) != 0) return Status::FromErrno(name);
-      if (whiteout) BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir->get(), ref.name));
+      if (!last_link) BUILDFS_RETURN_IF_ERROR(upper_.Remove(ref));
+      if (whiteout) BUILDFS_RETURN_IF_ERROR(upper_.Whiteout(ref));
     } else if (whiteout) {
-      std::string tmp = WorkName("whiteout", r.ino);
-      BUILDFS_RETURN_IF_ERROR(MakeWhiteout(work, tmp));
-      if (renameat(work, tmp.c_str(), ref.dir->get(), ref.name.c_str()) != 0) {
-        Status st = Status::FromErrno(name);
-        unlinkat(work, tmp.c_str(), 0);
-        return st;
-      }
-    } else if (unlinkat(ref.dir->get(), ref.name.c_str(), 0) != 0) {
-      return Status::FromErrno(name);
+      BUILDFS_RETURN_IF_ERROR(upper_.ReplaceWithWhiteout(ref, r.ino));
+    } else {
+      BUILDFS_RETURN_IF_ERROR(upper_.Remove(ref));
     }
   } else {
-    BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir->get(), ref.name));
+    BUILDFS_RETURN_IF_ERROR(upper_.Whiteout(ref));
   }
   if (node) {
     DropAlias(node, parent, name);
@@ -246,25 +228,13 @@ Status Overlay::RmDir(uint64_t parent, const std::string& name) {
   if (!names.empty()) return Status::Error(ENOTEMPTY, name);
   BUILDFS_RETURN_IF_ERROR(CopyUp(*dir));
   bool whiteout = LowerHas(*dir, dir_path, name);
-  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, stack_.upper->OpenParent(path));
-  int work = stack_.work->root_fd();
+  BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent ref, upper_.OpenParent(path));
   if (r.in_upper) {
     // The upper directory may still hold whiteouts: move it out whole, then delete it.
-    std::string tmp = WorkName("rmdir", r.ino);
-    if (whiteout) {
-      BUILDFS_RETURN_IF_ERROR(MakeWhiteout(work, tmp));
-      if (renameat2(work, tmp.c_str(), ref.dir->get(), ref.name.c_str(), RENAME_EXCHANGE) != 0) {
-        Status st = Status::FromErrno(name);
-        unlinkat(work, tmp.c_str(), 0);
-        return st;
-      }
-    } else if (renameat(ref.dir->get(), ref.name.c_str(), work, tmp.c_str()) != 0) {
-      return Status::FromErrno(name);
-    }
-    stack_.upper->ForgetDirs();  // the directory moved to work/
-    RemoveTreeAt(work, tmp);
+    BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent gone, upper_.MoveToWork(ref, r.ino, whiteout));
+    upper_.Discard(gone);
   } else {
-    BUILDFS_RETURN_IF_ERROR(MakeWhiteout(ref.dir->get(), ref.name));
+    BUILDFS_RETURN_IF_ERROR(upper_.Whiteout(ref));
   }
   dir->subdirs = -1;
   auto it = nodes_.find(r.ino);
@@ -329,8 +299,8 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
     // Directories keep the paths their lower layers hold them at.
     if (S_ISDIR(s->type)) KeepLowerPathsBelow(*s);
     if (exchange && S_ISDIR(d->type)) KeepLowerPathsBelow(*d);
-    BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent from, stack_.upper->OpenParent(path));
-    BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent to, stack_.upper->OpenParent(new_path));
+    BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent from, upper_.OpenParent(path));
+    BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent to, upper_.OpenParent(new_path));
     // A moved directory keeps its lower parts through a redirect; one without
     // any becomes opaque so nothing under its new name shows through.
     auto mark_moved_dir = [&](Node* n, const std::string& at, int fd, const std::string& nm) -> Status {
@@ -340,26 +310,20 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
       return SetRedirect(fd, nm, lower_path);
     };
     BUILDFS_RETURN_IF_ERROR(mark_moved_dir(s, path, from.dir->get(), from.name));
-    int work = stack_.work->root_fd();
     if (exchange) {
       BUILDFS_RETURN_IF_ERROR(mark_moved_dir(d, new_path, to.dir->get(), to.name));
-      if (renameat2(from.dir->get(), from.name.c_str(), to.dir->get(), to.name.c_str(),
-                    RENAME_EXCHANGE) != 0) {
-        return Status::FromErrno(name);
-      }
+      BUILDFS_RETURN_IF_ERROR(upper_.Exchange(from, to));
       AddAlias(s, new_parent, new_name);
       AddAlias(d, parent, name);
       DropAlias(s, parent, name);
       DropAlias(d, new_parent, new_name);
       return Status::Ok();
     }
-    std::string cleared;  // an upper directory replaced by the rename, to delete afterwards
+    // An upper directory the rename replaces: moved out first, deleted after.
+    std::optional<UpperLayer::Parent> cleared;
     if (d && d->in_upper) {
       if (S_ISDIR(d->type)) {
-        cleared = WorkName("rmdir", d->ino);
-        if (renameat(to.dir->get(), to.name.c_str(), work, cleared.c_str()) != 0) {
-          return Status::FromErrno(new_name);
-        }
+        BUILDFS_ASSIGN_OR_RETURN(cleared, upper_.MoveToWork(to, d->ino, /*leave_whiteout=*/false));
       } else if (d->open_count > 1 && d->aliases.size() <= 1) {
         BUILDFS_RETURN_IF_ERROR(MakeOrphan(*d, new_path, dst.top.st.st_nlink <= 1));
       }
@@ -369,24 +333,18 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
     if (target.kind == LayerEntry::kWhiteout && src_dir) {
       // A directory cannot replace the whiteout device by rename: swap them,
       // and keep the whiteout at the old name only if a lower layer needs it.
-      if (renameat2(from.dir->get(), from.name.c_str(), to.dir->get(), to.name.c_str(),
-                    RENAME_EXCHANGE) != 0) {
-        return Status::FromErrno(name);
-      }
-      if (!whiteout) unlinkat(from.dir->get(), from.name.c_str(), 0);
+      BUILDFS_RETURN_IF_ERROR(upper_.Exchange(from, to));
+      if (!whiteout) upper_.Remove(from);
       AddAlias(s, new_parent, new_name);
       DropAlias(s, parent, name);
       return Status::Ok();
     }
-    int rc = renameat2(from.dir->get(), from.name.c_str(), to.dir->get(), to.name.c_str(),
-                       whiteout ? RENAME_WHITEOUT : 0);
-    if (rc != 0 && whiteout && (errno == EINVAL || errno == EPERM)) {
-      // No RENAME_WHITEOUT here: rename, then leave the whiteout.
-      rc = renameat(from.dir->get(), from.name.c_str(), to.dir->get(), to.name.c_str());
-      if (rc == 0) BUILDFS_RETURN_IF_ERROR(MakeWhiteout(from.dir->get(), from.name));
+    Status moved = upper_.Move(from, to, whiteout);
+    if (!moved.ok()) {
+      if (cleared) upper_.Move(*cleared, to, false);  // put the replaced directory back
+      return moved;
     }
-    if (rc != 0) return Status::FromErrno(name);
-    if (!cleared.empty()) RemoveTreeAt(work, cleared);
+    if (cleared) upper_.Discard(*cleared);
     if (d) {
       DropAlias(d, new_parent, new_name);
       if (S_ISDIR(d->type)) {
@@ -402,7 +360,7 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
   dir->subdirs = -1;
   new_dir->subdirs = -1;
   // Directories of the upper moved (or went): their cached fds name other places now.
-  if (src_dir || (dst.found && S_ISDIR(dst.type))) stack_.upper->ForgetDirs();
+  if (src_dir || (dst.found && S_ISDIR(dst.type))) upper_.dirs()->ForgetDirs();
   unpin();
   return st;
 }

@@ -14,7 +14,8 @@
 
 namespace buildfs {
 
-Overlay::Overlay(LayerStack stack) : stack_(std::move(stack)), ino_source_(std::random_device{}()) {
+Overlay::Overlay(LayerStack stack)
+    : stack_(std::move(stack)), upper_(stack_.upper, stack_.work), ino_source_(std::random_device{}()) {
   layers_.push_back({stack_.upper, true});
   for (const auto& l : stack_.lowers) layers_.push_back(l);
   auto root = std::make_unique<Node>();
@@ -28,12 +29,7 @@ Overlay::Overlay(LayerStack stack) : stack_(std::move(stack)), ino_source_(std::
 
 Overlay::~Overlay() = default;
 
-Status Overlay::Prepare() {
-  std::vector<LayerDirent> leftovers;
-  BUILDFS_RETURN_IF_ERROR(stack_.work->ReadDir("", &leftovers));
-  for (const auto& e : leftovers) BUILDFS_RETURN_IF_ERROR(RemoveTreeAt(stack_.work->root_fd(), e.name));
-  return Status::Ok();
-}
+Status Overlay::Prepare() { return upper_.ClearWork(); }
 
 size_t Overlay::node_count() {
   std::lock_guard lock(mu_);
@@ -103,7 +99,7 @@ void Overlay::MaybeErase(Node* node) {
   if (node->ino == kRootIno || node->nlookup > 0 || node->open_count > 0 || node->child_refs > 0) {
     return;
   }
-  if (node->orphan) unlinkat(stack_.work->root_fd(), OrphanName(node->ino).c_str(), 0);
+  if (node->orphan) upper_.DropOrphan(node->ino);
   auto aliases = std::move(node->aliases);
   uint64_t ino = node->ino;
   nodes_.erase(ino);  // `node` is gone from here on
@@ -275,16 +271,9 @@ Result<EntryOut> Overlay::GetAttr(uint64_t ino) {
 }
 
 Result<DirLayer::Parent> Overlay::UpperRef(Node& node) {
-  if (node.orphan) {
-    BUILDFS_ASSIGN_OR_RETURN(DirLayer::DirFd work, stack_.work->OpenDir(""));
-    return DirLayer::Parent{std::move(work), OrphanName(node.ino)};
-  }
+  if (node.orphan) return upper_.OrphanRef(node.ino);
   BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
-  if (path.empty()) {
-    BUILDFS_ASSIGN_OR_RETURN(DirLayer::DirFd root, stack_.upper->OpenDir(""));
-    return DirLayer::Parent{std::move(root), "."};
-  }
-  return stack_.upper->OpenParent(path);
+  return upper_.OpenParent(path);
 }
 
 Result<EntryOut> Overlay::SetAttr(uint64_t ino, const SetAttrIn& in, FileHandle* /*fh*/) {
@@ -332,11 +321,7 @@ Result<std::string> Overlay::ReadLink(uint64_t ino) {
   return layers_[src.layer].layer->ReadLink(src.path);
 }
 
-Result<struct statvfs> Overlay::StatFs() {
-  struct statvfs st;
-  if (fstatvfs(stack_.upper->root_fd(), &st) != 0) return Status::FromErrno("statfs");
-  return st;
-}
+Result<struct statvfs> Overlay::StatFs() { return upper_.StatFs(); }
 
 // ---- open files ----
 
@@ -345,15 +330,10 @@ Result<UniqueFd> Overlay::OpenNode(Node& node, int flags, bool write, bool with_
   // flags carry bits (e.g. for exec) that openat2 refuses.
   int oflags = (flags & (O_ACCMODE | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME)) | O_CLOEXEC;
   if (write) BUILDFS_RETURN_IF_ERROR(CopyUp(node, with_data));
-  if (node.orphan) {
-    UniqueFd fd(openat(stack_.work->root_fd(), OrphanName(node.ino).c_str(),
-                       oflags | O_NOFOLLOW));
-    if (!fd.valid()) return Status::FromErrno("open");
-    return fd;
-  }
+  if (node.orphan) return upper_.OpenOrphan(node.ino, oflags);
   if (node.in_upper) {
     BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
-    return OpenBeneath(stack_.upper->root_fd(), path, oflags);
+    return upper_.Open(path, oflags);
   }
   if (node.lower.empty()) return Status::Error(ENOENT, "removed");
   BUILDFS_ASSIGN_OR_RETURN(Source src, TopSource(node));
@@ -393,22 +373,6 @@ void Overlay::Release(std::unique_ptr<FileHandle> fh) {
   if (it == nodes_.end()) return;
   --it->second->open_count;
   MaybeErase(it->second.get());
-}
-
-Result<int> Overlay::ReadFd(FileHandle* fh) {
-  if (fh->moved->load() == fh->generation) return fh->fd.load();
-  std::lock_guard lock(mu_);
-  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(fh->ino));
-  BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenNode(*node, fh->writable ? O_RDWR : O_RDONLY, fh->writable));
-  fh->fd = fd.get();
-  fh->fds.push_back(std::move(fd));
-  fh->generation = node->generation.load();
-  return fh->fd.load();
-}
-
-Result<int> Overlay::WriteFd(FileHandle* fh) {
-  if (!fh->writable) return Status::Error(EBADF, "not open for writing");
-  return ReadFd(fh);
 }
 
 // ---- directories ----
@@ -458,7 +422,7 @@ Result<Xattrs> Overlay::ReadXattrs(Node& node) {
     BUILDFS_ASSIGN_OR_RETURN(size_t meta, RootMetaLayer());
     return layers_[meta].layer->ListXattrs("");
   }
-  if (node.orphan) return stack_.work->ListXattrs(OrphanName(node.ino));
+  if (node.orphan) return upper_.OrphanXattrs(node.ino);
   if (node.in_upper) {
     BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
     return layers_[0].layer->ListXattrs(path);

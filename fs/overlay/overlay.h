@@ -38,6 +38,7 @@
 #include "fs/common/status.h"
 #include "fs/layers/dir_layer.h"
 #include "fs/layers/layer.h"
+#include "fs/layers/upper_layer.h"
 
 namespace buildfs {
 
@@ -141,10 +142,29 @@ class Overlay {
   Result<std::unique_ptr<FileHandle>> Create(uint64_t parent, const std::string& name, mode_t mode,
                                              int flags, const Caller& caller, EntryOut* entry);
   void Release(std::unique_ptr<FileHandle> fh);
-  // The fd to read from; reopens when the node moved since open.
+
+  // --- file data (file_data.cc): the overlay decides where an open file's
+  // bytes come from and go to (a lower layer's file, the upper's copy), the
+  // channel only moves them. Writes never overlap a stack switch; reads of a
+  // file that did not move since it was opened take no lock. ---
+
+  // Where the bytes at `off` of an open file are: an fd and the offset in it.
+  struct ReadSource {
+    int fd;
+    off_t offset;
+  };
+  Result<ReadSource> ReadAt(FileHandle* fh, off_t off);
+  // Stores bytes at `off`: `copy(fd, offset)` moves them from the request
+  // into `fd` (a splice where it can) and returns their count or -errno.
+  using CopyInto = std::function<ssize_t(int fd, off_t offset)>;
+  Result<size_t> WriteAt(FileHandle* fh, off_t off, const CopyInto& copy);
+  Status Fallocate(FileHandle* fh, int mode, off_t off, off_t len);
+  Status Fsync(FileHandle* fh, bool datasync);
+  // copy_file_range between two open files (the second open for writing).
+  Result<size_t> CopyRange(FileHandle* in, off_t in_off, FileHandle* out, off_t out_off, size_t len);
+  // The whole file, for readers in this process (commit, status, export):
+  // the fd to read from, from offset 0. REQUIRES: nothing writes meanwhile.
   Result<int> ReadFd(FileHandle* fh);
-  // The fd to write to (always in the upper).
-  Result<int> WriteFd(FileHandle* fh);
 
   // The directory's merged listing; its entries' numbers and types (but
   // for directories) are 0 until read with ReadDirEntry or looked up.
@@ -160,9 +180,6 @@ class Overlay {
 
   // --- stack changes (branch, commit), see stack_switch.cc ---
 
-  // Taken (shared) around every write through a handle's fd, so that a stack
-  // switch never happens in the middle of one.
-  std::shared_lock<std::shared_mutex> GuardWrites() { return std::shared_lock(switch_mu_); }
   // The upper becomes the topmost frozen layer. `move` does the on-disk part
   // (rename of the upper directory, build.json) while writes are paused, and
   // opens the new, empty upper and the frozen layer. Open handles reopen on
@@ -321,16 +338,9 @@ class Overlay {
   // --- copy_up.cc ---
   // `with_data` false: a regular file comes up empty (it is about to be truncated).
   Status CopyUp(Node& node, bool with_data = true);
-  // Builds a copy of (layer, path) named `tmp` in work/ with owner, mode,
-  // times, xattrs and the inode number.
-  Status CopyToWork(const Source& src, const std::string& tmp, uint64_t ino, bool dir_only,
-                    bool with_data = true);
-  // A fresh name in work/ for an entry being built or deleted.
-  std::string WorkName(const char* what, uint64_t ino);
-  // Where an unlinked-while-open file of the upper lives until released.
-  static std::string OrphanName(uint64_t ino) { return "orphan-" + std::to_string(ino); }
-  // Moves work/`tmp` to `path` in the upper (RENAME_NOREPLACE, or over a whiteout).
-  Status InstallFromWork(const std::string& tmp, const std::string& path, bool over_whiteout);
+  // Builds a copy of (layer, path) at `tmp` in work/ with owner, mode,
+  // times, xattrs and the inode number; removes it on failure.
+  Status CopyToWork(const Source& src, const UpperLayer::Parent& tmp, uint64_t ino, bool with_data);
   bool LowerHas(const Node& parent, const std::string& parent_path, const std::string& name);
   Result<LayerEntry> UpperEntry(const std::string& path);
   // Where the lower layers, seen merged from the top, hold the directory at
@@ -344,7 +354,10 @@ class Overlay {
   Result<size_t> RootMetaLayer();
   // Copy-up of the root: its metadata into the upper's root directory.
   Status CopyUpRoot();
+  // Keeps the upper file at `path` in work/ while `node` is open.
   Status MakeOrphan(Node& node, const std::string& path, bool last_link);
+  // The fd a handle writes to (always in the upper). REQUIRES: switch_mu_ shared.
+  Result<int> WriteFd(FileHandle* fh);
   // Opens the node's current file; in the upper when `write`.
   Result<UniqueFd> OpenNode(Node& node, int flags, bool write, bool with_data = true);
   Result<Xattrs> XattrsOf(Node& node);
@@ -367,15 +380,17 @@ class Overlay {
                                mode_t mode, Make make);
 
   LayerStack stack_;
-  std::vector<StackLayer> layers_;  // [0] = upper, then stack_.lowers
+  UpperLayer upper_;                // every change to the upper's files goes here
+  std::vector<StackLayer> layers_;  // [0] = upper_.dirs(), then stack_.lowers
   KernelCache kernel_cache_;        // constant once serving
 
-  std::shared_mutex switch_mu_;  // exclusive during a stack switch; before mu_
+  // Exclusive during a stack switch, shared around every write through a
+  // handle's fd (so a switch never happens in the middle of one). Before mu_.
+  std::shared_mutex switch_mu_;
   std::mutex mu_;
   std::unordered_map<uint64_t, std::unique_ptr<Node>> nodes_;
   // Inode numbers whose identity changed in ReplaceLowers: new -> the number in use.
   std::unordered_map<uint64_t, uint64_t> renumbered_;
-  uint64_t work_seq_ = 0;
   size_t peak_nodes_ = 0;  // the table's size when memory was last given back
   std::mt19937_64 ino_source_;  // numbers for entries made in this overlay
 };

@@ -31,8 +31,8 @@ using testing::Lstat;
 TEST_F(OverlayTest, CopyUpKeepsInodeNumber) {
   uint64_t ino = Lookup(kRootIno, "file");
   ASSERT_OK_AND_ASSIGN(auto fh, overlay_->Open(ino, O_RDWR));
-  ASSERT_OK_AND_ASSIGN(int fd, overlay_->WriteFd(fh.get()));
-  ASSERT_EQ(pwrite(fd, "BASE", 4, 0), 4);
+  ASSERT_OK_AND_ASSIGN(size_t n, WriteAt(fh.get(), "BASE"));
+  ASSERT_EQ(n, 4u);
   overlay_->Release(std::move(fh));
 
   EXPECT_EQ(Attr(ino).st_ino, ino);
@@ -146,10 +146,10 @@ TEST_F(OverlayTest, ReadOnlyHandleSeesWritesAfterCopyUp) {
   overlay_->Release(std::move(reader));
 }
 
-TEST_F(OverlayTest, WriteFdOfReadOnlyHandleIsEBADF) {
+TEST_F(OverlayTest, WriteThroughReadOnlyHandleIsEBADF) {
   uint64_t ino = Lookup(kRootIno, "file");
   ASSERT_OK_AND_ASSIGN(auto fh, overlay_->Open(ino, O_RDONLY));
-  EXPECT_ERRNO(overlay_->WriteFd(fh.get()), EBADF);
+  EXPECT_ERRNO(WriteAt(fh.get(), "x"), EBADF);
   overlay_->Release(std::move(fh));
   EXPECT_FALSE(Exists(Upper("file")));
 }
@@ -218,8 +218,8 @@ TEST_F(OverlayTest, LinkOverWhiteout) {
 TEST_F(OverlayTest, OpenFileSurvivesUnlink) {
   uint64_t ino = Lookup(kRootIno, "file");
   ASSERT_OK_AND_ASSIGN(auto fh, overlay_->Open(ino, O_RDWR));
-  ASSERT_OK_AND_ASSIGN(int wfd, overlay_->WriteFd(fh.get()));
-  ASSERT_EQ(pwrite(wfd, "BASE", 4, 0), 4);
+  ASSERT_OK_AND_ASSIGN(size_t n, WriteAt(fh.get(), "BASE"));
+  ASSERT_EQ(n, 4u);
 
   ASSERT_OK(overlay_->Unlink(kRootIno, "file"));
 

@@ -141,8 +141,8 @@ TEST_F(OverlayTest, CreateOverWhiteout) {
   ASSERT_OK(overlay_->Unlink(kRootIno, "file"));
   EntryOut entry;
   ASSERT_OK_AND_ASSIGN(auto fh, overlay_->Create(kRootIno, "file", 0600, O_RDWR, kRoot, &entry));
-  ASSERT_OK_AND_ASSIGN(int fd, overlay_->WriteFd(fh.get()));
-  ASSERT_EQ(pwrite(fd, "new", 3, 0), 3);
+  ASSERT_OK_AND_ASSIGN(size_t n, WriteAt(fh.get(), "new"));
+  ASSERT_EQ(n, 3u);
   overlay_->Release(std::move(fh));
 
   EXPECT_NE(entry.ino, 0u);

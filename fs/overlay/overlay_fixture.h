@@ -131,14 +131,21 @@ class OverlayTest : public ::testing::Test {
     return out;
   }
 
+  // Writes `data` at `offset` through the open handle `fh`.
+  Result<size_t> WriteAt(FileHandle* fh, const std::string& data, off_t offset = 0) {
+    return overlay_->WriteAt(fh, offset, [&](int fd, off_t at) -> ssize_t {
+      ssize_t n = pwrite(fd, data.data(), data.size(), at);
+      return n < 0 ? -errno : n;
+    });
+  }
+
   // Writes `data` at `offset` of the file `ino` through an O_RDWR handle.
   void Write(uint64_t ino, const std::string& data, off_t offset = 0) {
     auto fh = overlay_->Open(ino, O_RDWR);
     ASSERT_OK(fh);
-    auto fd = overlay_->WriteFd(fh->get());
-    ASSERT_OK(fd);
-    EXPECT_EQ(pwrite(fd.value(), data.data(), data.size(), offset),
-              static_cast<ssize_t>(data.size()));
+    auto written = WriteAt(fh->get(), data, offset);
+    ASSERT_OK(written);
+    EXPECT_EQ(written.value(), data.size());
     overlay_->Release(std::move(fh.value()));
   }
 

@@ -215,7 +215,7 @@ Result<EntryOut> Overlay::AttrOf(Node& node) {
   EntryOut out;
   LayerEntry e;
   if (node.orphan) {
-    BUILDFS_ASSIGN_OR_RETURN(e, stack_.work->Lookup(OrphanName(node.ino)));
+    BUILDFS_ASSIGN_OR_RETURN(e, upper_.LookupOrphan(node.ino));
     if (e.st.st_nlink > 0) e.st.st_nlink -= 1;  // work/ holds the last link
   } else if (node.removed && node.removed_attr && node.open_count > 0) {
     // Unlinked while open, from a read-only layer: it is still there to stat.
@@ -240,7 +240,7 @@ Result<EntryOut> Overlay::AttrOf(Node& node) {
     BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
     if (node.in_upper) {
       // Attributes only: no markers to read.
-      BUILDFS_ASSIGN_OR_RETURN(e.st, stack_.upper->Stat(path));
+      BUILDFS_ASSIGN_OR_RETURN(e.st, upper_.dirs()->Stat(path));
       e.kind = LayerEntry::kPresent;
     } else if (!node.lower.empty()) {
       const Source src = Materialize(node.lower.front(), path);

@@ -46,6 +46,7 @@ Status Overlay::FreezeUpper(const FreezeFn& move) {
       }
     }
     stack_.upper = new_upper;
+    upper_.SwitchTo(new_upper);
     stack_.lowers.insert(stack_.lowers.begin(), frozen);
     layers_[0] = {new_upper, true};
     layers_.insert(layers_.begin() + 1, frozen);
@@ -71,11 +72,12 @@ Status Overlay::UnfreezeUpper(const UnfreezeFn& move) {
       return Status::Error(EINVAL, "no frozen layer to take back");
     }
     std::vector<LayerDirent> entries;
-    BUILDFS_RETURN_IF_ERROR(stack_.upper->ReadDir("", &entries));
+    BUILDFS_RETURN_IF_ERROR(upper_.dirs()->ReadDir("", &entries));
     if (!entries.empty()) return Status::Error(ENOTEMPTY, "the build was written to meanwhile");
     std::shared_ptr<DirLayer> upper;
     BUILDFS_RETURN_IF_ERROR(move(&upper));
     stack_.upper = upper;
+    upper_.SwitchTo(upper);
     stack_.lowers.erase(stack_.lowers.begin());
     layers_[0] = {upper, true};
     layers_.erase(layers_.begin() + 1);
