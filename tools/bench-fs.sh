@@ -92,6 +92,11 @@ Workloads (rows of the table, in the order they run; --only takes these names):
   copy-up bytes      (comes with copy-up) what that write added to the private
                      layer: du -sb of the upper directory after minus before,
                      in MiB (buildfs: WS/.buildfs/builds/bigN/upper); no ratio
+  ls-wide-cold       ls -l of one directory of 100,000 empty files
+                     (DIR/data/wide) through a third mount made for it per run
+                     (buildfs: the build widebase branched as wideN), page
+                     cache dropped first
+  ls-wide-warm       the same again at once
 
 The ratio to native is the MEDIAN OVER RUNS OF THE PER-RUN RATIO (run k of a
 system divided by run k of native; runs are interleaved, so each ratio compares
@@ -109,11 +114,13 @@ Data, prepared once under DIR/data and reused (delete a part to redo it):
                 gc) and /cache/ in .git/info/exclude (buildfs shows the
                 workspace's shared cache at cache/ in every mount)
   big/big.img   the big file (from /dev/urandom)
+  wide/         100,000 empty files f000000..f099999 in one directory
   small.tar     the archive of the create workload
   ws/           the buildfs workspace: build `base` (buildfs new --from-dir
                 TREE, mounted once to run git status in it so that git's index
                 matches what the mount shows, then committed and unmounted) and
-                build `bigbase` (from data/big); remade when the tree's path or
+                build `bigbase` (from data/big) and `widebase` (from
+                data/wide); remade when the tree's path or
                 git HEAD or the big file's size changes (or when data/base.src
                 or data/bigbase.src is deleted)
 Only what the selected workloads need is prepared (e.g. --only big-read does
@@ -141,7 +148,7 @@ machine: run it on an otherwise idle machine.
 DIR must be new, empty, or a work directory this script made (it holds
 DIR/.bench-fs.lock). Every mount below DIR/run and DIR/data/ws (where the
 script mounts) is unmounted on exit and on Ctrl-C; no other mount is
-touched. Builds runN/bigN left by an interrupted invocation are removed by the
+touched. Builds runN/bigN/wideN left by an interrupted invocation are removed by the
 next one. Needs root, /dev/fuse, kernel overlayfs, python3 and git.
 EOF
 }
@@ -160,7 +167,7 @@ big_mib=2048
 
 all_systems=(native overlayfs fuse-overlayfs buildfs)
 all_workloads=(mount stat read git-status-first git-status-second create compile
-  big-read-cold big-read-warm copy-up)
+  big-read-cold big-read-warm copy-up ls-wide-cold ls-wide-warm)
 
 fail_usage() { echo "bench-fs: $*" >&2; exit 2; }
 need_arg() { [[ $# -ge 2 && -n $2 ]] || fail_usage "$1 needs a value (see --help)"; }
@@ -212,10 +219,11 @@ else
       '') ;;
       git-status) sel[git-status-first]=1; sel[git-status-second]=1 ;;
       big-read) sel[big-read-cold]=1; sel[big-read-warm]=1 ;;
+      ls-wide) sel[ls-wide-cold]=1; sel[ls-wide-warm]=1 ;;
       copy-up-bytes) sel[copy-up]=1 ;;
       *)
         [[ " ${all_workloads[*]} " == *" $w "* ]] ||
-          fail_usage "--only: unknown workload '$w' (known: ${all_workloads[*]}, git-status, big-read)"
+          fail_usage "--only: unknown workload '$w' (known: ${all_workloads[*]}, git-status, big-read, ls-wide)"
         sel[$w]=1 ;;
     esac
   done
@@ -224,10 +232,11 @@ fi
 selected() { [[ -n ${sel[$1]:-} ]]; }
 # What has to be mounted: the tree (its workloads; the compile unless skipped)
 # and the big file.
-tree_work=0 big_work=0
+tree_work=0 big_work=0 wide_work=0
 for w in mount stat read git-status-first git-status-second create; do selected "$w" && tree_work=1; done
 selected compile && [[ $skip_compile -eq 0 ]] && tree_work=1
 for w in big-read-cold big-read-warm copy-up; do selected "$w" && big_work=1; done
+for w in ls-wide-cold ls-wide-warm; do selected "$w" && wide_work=1; done
 compile_target=${compile_target//,/ }
 read -r -a compile_args <<<"$compile_target"
 [[ ${#compile_args[@]} -gt 0 ]] || fail_usage "--compile-target: no target given"
@@ -335,7 +344,7 @@ bfs() { "$buildfs" -C "$ws" "$@"; }
 builds() {
   timeout 120 "$buildfs" -C "$ws" list --json | python3 -c 'import json, sys; [print(b["name"]) for b in json.load(sys.stdin)]'
 }
-run_builds() { builds | grep -E '^(run|big)[0-9]+$' || true; }
+run_builds() { builds | grep -E '^(run|big|wide)[0-9]+$' || true; }
 build_exists() { builds | grep -x "$1" >/dev/null; }  # not -q: no SIGPIPE
 
 # quiet CMD...: an untimed step that must work; a failure shows its output and stops.
@@ -446,6 +455,16 @@ if [[ $big_work -eq 1 ]] && [[ ! -f $big || $(stat -c %s "$big") -ne $big_bytes 
   dd if=/dev/urandom of="$data/big.img.tmp" bs=1M count="$big_mib" iflag=fullblock status=none
   mv "$data/big.img.tmp" "$big"
 fi
+wide_dir=$data/wide
+if [[ $wide_work -eq 1 ]] && [[ ! -f $data/wide.done ]]; then
+  note "writing $wide_dir (100,000 empty files in one directory)"
+  rm -f "$data/widebase.src"
+  fresh_dir "$data/wide.tmp"
+  (cd "$data/wide.tmp" && seq -f 'f%06g' 0 99999 | xargs touch)
+  [[ ! -e $wide_dir ]] || remove_tree "$wide_dir"
+  mv "$data/wide.tmp" "$wide_dir"
+  touch "$data/wide.done"
+fi
 small_tar=$data/small.tar
 if selected create && [[ ! -f $small_tar ]]; then
   note "writing $small_tar (20,000 files of 100-4000 bytes in 200 directories)"
@@ -495,6 +514,12 @@ if has buildfs; then
     note "buildfs new bigbase --from-dir $big_dir (once)"
     quiet bfs new bigbase --from-dir "$big_dir"
     echo "$want_big" >"$data/bigbase.src"
+  fi
+  if [[ $wide_work -eq 1 ]] && { ! build_exists widebase || [[ ! -f $data/widebase.src ]]; }; then
+    if build_exists widebase; then quiet bfs rm --force widebase; fi
+    note "buildfs new widebase --from-dir $wide_dir (once)"
+    quiet bfs new widebase --from-dir "$wide_dir"
+    echo wide >"$data/widebase.src"
   fi
 fi
 
@@ -550,6 +575,7 @@ w_create() { tar -xf "$small_tar" -C "$1"; }
 w_defconfig() { make O="$1" defconfig; }
 w_compile() { make -j"$jobs" O="$1" "${compile_args[@]}"; }
 w_big_read() { dd if="$1" of=/dev/null bs=1M status=none; }
+w_ls() { ls -l >/dev/null; }
 w_copy_up() { dd if=/dev/zero of="$1" bs=4k count=1 seek=1000 conv=notrunc status=none; }
 
 # find_pid PROG ARG...: the process whose argv[0] ends in PROG and whose other
@@ -596,7 +622,7 @@ umount_retry() {  # MOUNTPOINT
 setup() {
   local kind=$1 lower=$tree name from base rc=0 t0 t1
   local -a cmd
-  [[ $kind == tree ]] || lower=$big_dir
+  case $kind in big) lower=$big_dir ;; wide) lower=$wide_dir ;; esac
   sys_upper='' sys_build='' sys_pid=
   case $sys in
     native)
@@ -614,7 +640,11 @@ setup() {
         cmd=(fuse-overlayfs -o "lowerdir=$lower,upperdir=$base/upper,workdir=$base/work" "$base/mnt")
       fi ;;
     buildfs)
-      if [[ $kind == tree ]]; then from=base name=run$i; else from=bigbase name=big$i; fi
+      case $kind in
+        tree) from=base name=run$i ;;
+        big) from=bigbase name=big$i ;;
+        wide) from=widebase name=wide$i ;;
+      esac
       t0=$EPOCHREALTIME
       quiet bfs branch "$from" "$name"
       t1=$EPOCHREALTIME
@@ -629,7 +659,7 @@ setup() {
     "${cmd[@]}" >"$log_dir/last.out" 2>&1 || rc=$?
     t1=$EPOCHREALTIME
     cat "$log_dir/last.out" >>"$log_dir/all.out"
-    [[ $rc -ne 0 ]] || record big-mount s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')"
+    [[ $rc -ne 0 ]] || record "$kind-mount" s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')"
   fi
   if [[ $rc -ne 0 ]]; then
     tail -n 20 "$log_dir/last.out" | sed 's/^/  | /' >&2
@@ -748,6 +778,15 @@ big_phase() {
   teardown big
 }
 
+wide_phase() {
+  setup wide
+  drop_caches
+  measure ls-wide-cold "$sys_root" w_ls || true
+  measure ls-wide-warm "$sys_root" w_ls || true
+  record_rss rss-after-wide
+  teardown wide
+}
+
 # compile only, and it cannot run: nothing to mount for the tree
 if [[ $tree_work -eq 1 && -n $compile_why ]]; then
   tree_work=0
@@ -759,6 +798,7 @@ for ((i = 1; i <= runs; i++)); do
   for sys in "${sys_list[@]}"; do
     [[ $tree_work -eq 0 ]] || tree_phase
     [[ $big_work -eq 0 ]] || big_phase
+    [[ $wide_work -eq 0 ]] || wide_phase
   done
 done
 i=0 sys=
@@ -864,7 +904,7 @@ def mib(kib):
     return "%.1f MiB" % (kib / 1024)
 
 rss = {}
-for metric in ("rss-after-walks", "rss-after-tree", "rss-after-big"):
+for metric in ("rss-after-walks", "rss-after-tree", "rss-after-big", "rss-after-wide"):
     for s in ("buildfs", "fuse-overlayfs"):
         got = [v for v, _ in samples.get((metric, s), {}).values() if v is not None]
         if got:
