@@ -55,6 +55,10 @@ Result<UniqueFd> OpenBeneath(int root_fd, const std::string& path, int flags, mo
     long fd = syscall(SYS_openat2, root_fd, p, &how, sizeof(how));
     if (fd >= 0) return UniqueFd(static_cast<int>(fd));
     if (errno == EAGAIN || errno == EINTR) continue;  // a concurrent rename; retry
+    if (errno == EPERM && (how.flags & O_NOATIME)) {
+      how.flags &= ~static_cast<uint64_t>(O_NOATIME);  // not the file's owner: atime it is
+      continue;
+    }
     return Status::FromErrno(path.empty() ? std::string(".") : path);
   }
 }

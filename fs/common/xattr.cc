@@ -1,10 +1,29 @@
 #include "fs/common/xattr.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include <algorithm>
 
 namespace buildfs {
+
+Status SetMetadataAt(int dir_fd, const std::string& name, const struct stat& st, const Xattrs& xattrs) {
+  for (const auto& [key, value] : xattrs) BUILDFS_RETURN_IF_ERROR(SetXattrAt(dir_fd, name, key, value));
+  if (fchownat(dir_fd, name.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+      !(errno == EPERM && geteuid() != 0)) {
+    return Status::FromErrno(name + ": chown");
+  }
+  if (!S_ISLNK(st.st_mode) && fchmodat(dir_fd, name.c_str(), st.st_mode & 07777, 0) != 0) {
+    return Status::FromErrno(name + ": chmod");
+  }
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  if (utimensat(dir_fd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Status::FromErrno(name + ": utimes");
+  }
+  return Status::Ok();
+}
 
 std::string ProcPath(int dir_fd, const std::string& name) {
   std::string p = "/proc/self/fd/" + std::to_string(dir_fd);

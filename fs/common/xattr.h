@@ -5,6 +5,8 @@
 // opened) work too and nothing outside the directory is ever reached.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +27,12 @@ Status SetXattrAt(int dir_fd, const std::string& name, const std::string& key,
 Status RemoveXattrAt(int dir_fd, const std::string& name, const std::string& key);
 // The /proc/self/fd path of (dir_fd, name).
 std::string ProcPath(int dir_fd, const std::string& name);
+
+// Gives the entry `name` in `dir_fd` the xattrs, owner, mode and times
+// (atime, mtime) of `st`: what copy-up and export keep. The owner comes
+// before the mode (chown clears set-id bits); without root, a refused chown
+// (EPERM) is not an error.
+Status SetMetadataAt(int dir_fd, const std::string& name, const struct stat& st, const Xattrs& xattrs);
 
 }  // namespace buildfs
 

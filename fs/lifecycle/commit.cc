@@ -89,7 +89,7 @@ class TreeWriter {
     if (S_ISLNK(child.st.st_mode)) {
       BUILDFS_ASSIGN_OR_RETURN(target, ov_.ReadLink(child.ino));
     } else if (S_ISREG(child.st.st_mode)) {
-      BUILDFS_ASSIGN_OR_RETURN(fh, ov_.Open(child.ino, O_RDONLY));
+      BUILDFS_ASSIGN_OR_RETURN(fh, ov_.Open(child.ino, O_RDONLY | O_NOATIME));
       BUILDFS_ASSIGN_OR_RETURN(fd, ov_.ReadFd(fh.get()));
     }
     auto checksum = b_.WriteContent(child.st, xattrs, fd, target);

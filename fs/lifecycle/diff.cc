@@ -42,7 +42,7 @@ Result<Side> BuildSide(Overlay& ov, const std::string& path) {
   side.exists = true;
   Status st;
   if (S_ISREG(e->st.st_mode)) {
-    auto fh = ov.Open(e->ino, O_RDONLY);
+    auto fh = ov.Open(e->ino, O_RDONLY | O_NOATIME);
     auto fd = fh.ok() ? ov.ReadFd(fh->get()) : Result<int>(fh.status());
     auto data = fd.ok() ? ReadAllAt(fd.value()) : Result<std::string>(fd.status());
     if (fh.ok()) ov.Release(std::move(fh.value()));

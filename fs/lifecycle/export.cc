@@ -34,18 +34,7 @@ class Exporter {
   // Owner, mode, xattrs and times of `name` in `dir_fd`, as the build has them.
   Status SetMeta(uint64_t ino, const struct stat& st, int dir_fd, const std::string& name) {
     BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, OverlayXattrs(ov_, ino));
-    for (const auto& [k, v] : xattrs) BUILDFS_RETURN_IF_ERROR(SetXattrAt(dir_fd, name, k, v));
-    if (fchownat(dir_fd, name.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 && geteuid() == 0) {
-      return Status::FromErrno(name + ": chown");
-    }
-    if (!S_ISLNK(st.st_mode) && fchmodat(dir_fd, name.c_str(), st.st_mode & 07777, 0) != 0) {
-      return Status::FromErrno(name + ": chmod");
-    }
-    struct timespec times[2] = {st.st_atim, st.st_mtim};
-    if (utimensat(dir_fd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
-      return Status::FromErrno(name + ": utimes");
-    }
-    return Status::Ok();
+    return SetMetadataAt(dir_fd, name, st, xattrs);
   }
 
  private:
@@ -57,7 +46,7 @@ class Exporter {
       if (!sub.valid()) return Status::FromErrno(name);
       BUILDFS_RETURN_IF_ERROR(CopyDir(attr.ino, sub.get(), false));
     } else if (S_ISREG(st.st_mode)) {
-      BUILDFS_ASSIGN_OR_RETURN(auto fh, ov_.Open(attr.ino, O_RDONLY));
+      BUILDFS_ASSIGN_OR_RETURN(auto fh, ov_.Open(attr.ino, O_RDONLY | O_NOATIME));
       auto from = ov_.ReadFd(fh.get());
       UniqueFd to(openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
       Status copied = !from.ok() ? from.status() : !to.valid() ? Status::FromErrno(name) : Status::Ok();

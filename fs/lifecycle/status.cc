@@ -100,7 +100,7 @@ class ChangeWalker {
       return now == then;
     }
     if (!S_ISREG(child.st.st_mode)) return true;
-    BUILDFS_ASSIGN_OR_RETURN(auto fh, ov_.Open(child.ino, O_RDONLY));
+    BUILDFS_ASSIGN_OR_RETURN(auto fh, ov_.Open(child.ino, O_RDONLY | O_NOATIME));
     BUILDFS_ASSIGN_OR_RETURN(int fd, ov_.ReadFd(fh.get()));
     auto now = ReadAllAt(fd);
     ov_.Release(std::move(fh));

@@ -16,31 +16,6 @@
 #include "fs/overlay/overlay.h"
 
 namespace buildfs {
-namespace {
-
-// Gives the entry `name` in `dir_fd` the xattrs, owner, mode and times of
-// (layer, path), whose entry is `e`.
-Status CopyMetadata(Layer& layer, const std::string& path, const LayerEntry& e, int dir_fd,
-                    const std::string& name) {
-  const struct stat& st = e.st;
-  BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, layer.ListXattrs(path));
-  for (const auto& [key, value] : xattrs) BUILDFS_RETURN_IF_ERROR(SetXattrAt(dir_fd, name, key, value));
-  if (fchownat(dir_fd, name.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
-      !(errno == EPERM && geteuid() != 0)) {
-    return Status::FromErrno(name + ": chown");
-  }
-  // chmod after chown: chown clears the set-id bits.
-  if (!S_ISLNK(st.st_mode) && fchmodat(dir_fd, name.c_str(), st.st_mode & 07777, 0) != 0) {
-    return Status::FromErrno(name + ": chmod");
-  }
-  struct timespec times[2] = {st.st_atim, st.st_mtim};
-  if (utimensat(dir_fd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
-    return Status::FromErrno(name + ": utimes");
-  }
-  return Status::Ok();
-}
-
-}  // namespace
 
 Status Overlay::CopyToWork(const Source& src, const UpperLayer::Parent& tmp_at, uint64_t ino,
                            bool with_data) {
@@ -57,7 +32,7 @@ Status Overlay::CopyToWork(const Source& src, const UpperLayer::Parent& tmp_at, 
     UniqueFd to(openat(work, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!to.valid()) return Status::FromErrno(tmp);
     if (with_data) {
-      auto from = layer.Open(src.path, O_RDONLY);
+      auto from = layer.Open(src.path, O_RDONLY | O_NOATIME);
       made = from.ok() ? CopyFileData(from->get(), to.get()) : from.status();
     }
   } else if (S_ISLNK(st.st_mode)) {
@@ -68,7 +43,10 @@ Status Overlay::CopyToWork(const Source& src, const UpperLayer::Parent& tmp_at, 
       return Status::FromErrno(tmp);
     }
   }
-  if (made.ok()) made = CopyMetadata(layer, src.path, e, work, tmp);
+  if (made.ok()) {
+    auto xattrs = layer.ListXattrs(src.path);
+    made = xattrs.ok() ? SetMetadataAt(work, tmp, st, xattrs.value()) : xattrs.status();
+  }
   if (made.ok()) made = SetIno(work, tmp, ino);
   if (!made.ok()) upper_.Discard(tmp_at);
   return made;
@@ -90,7 +68,8 @@ Status Overlay::CopyUpRoot() {
   Layer& layer = *layers_[from].layer;
   BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layer.Lookup(""));
   BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent root, upper_.OpenParent(""));
-  BUILDFS_RETURN_IF_ERROR(CopyMetadata(layer, "", e, root.dir->get(), root.name));
+  BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, layer.ListXattrs(""));
+  BUILDFS_RETURN_IF_ERROR(SetMetadataAt(root.dir->get(), root.name, e.st, xattrs));
   // Last: the mark says the upper's root now holds the metadata.
   return SetIno(root.dir->get(), root.name, kRootIno);
 }

@@ -337,7 +337,7 @@ Result<UniqueFd> Overlay::OpenNode(Node& node, int flags, bool write, bool with_
   }
   if (node.lower.empty()) return Status::Error(ENOENT, "removed");
   BUILDFS_ASSIGN_OR_RETURN(Source src, TopSource(node));
-  return layers_[src.layer].layer->Open(src.path, O_RDONLY);
+  return layers_[src.layer].layer->Open(src.path, O_RDONLY | (oflags & O_NOATIME));
 }
 
 Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {

@@ -64,6 +64,26 @@ std::string ChecksumHex(guchar* csum) {
   return hex;
 }
 
+// Writes one content object: the bytes of `input` (none when null) with the
+// type, owner and mode in `info` and `xattrs`; takes `input` and `info`.
+// Returns its checksum.
+Result<std::string> WriteContentObject(OstreeRepo* repo, GInputStream* input, GFileInfo* info,
+                                       const Xattrs& xattrs, const char* what) {
+  GVariant* xv = XattrsVariant(xattrs);
+  GInputStream* content = nullptr;
+  guint64 length = 0;
+  GError* error = nullptr;
+  gboolean ok = ostree_raw_file_to_content_stream(input, info, xv, &content, &length, nullptr, &error);
+  guchar* csum = nullptr;
+  if (ok) ok = ostree_repo_write_content(repo, nullptr, content, length, &csum, nullptr, &error);
+  g_variant_unref(xv);
+  g_object_unref(info);
+  if (input) g_object_unref(input);
+  if (content) g_object_unref(content);
+  if (!ok) return FromGError(error, what);
+  return ChecksumHex(csum);
+}
+
 }  // namespace
 
 // ---- CommitBuilder ----
@@ -117,19 +137,7 @@ Result<std::string> CommitBuilder::WriteBytes(const std::string& data) {
   g_file_info_set_attribute_uint32(info, "unix::gid", 0);
   g_file_info_set_attribute_uint32(info, "unix::mode", st.st_mode);
   g_file_info_set_size(info, static_cast<goffset>(data.size()));
-  GVariant* xv = XattrsVariant({});
-  GInputStream* content = nullptr;
-  guint64 length = 0;
-  GError* error = nullptr;
-  gboolean ok = ostree_raw_file_to_content_stream(input, info, xv, &content, &length, nullptr, &error);
-  guchar* csum = nullptr;
-  if (ok) ok = ostree_repo_write_content(repo_->raw(), nullptr, content, length, &csum, nullptr, &error);
-  g_variant_unref(xv);
-  g_object_unref(info);
-  g_object_unref(input);
-  if (content) g_object_unref(content);
-  if (!ok) return FromGError(error, "writing the times table");
-  return ChecksumHex(csum);
+  return WriteContentObject(repo_->raw(), input, info, {}, "writing the times table");
 }
 
 Status CommitBuilder::WriteDirMeta(Dir dir, uid_t uid, gid_t gid, mode_t mode, const Xattrs& xattrs) {
@@ -231,19 +239,7 @@ Result<std::string> CommitBuilder::WriteContent(const struct stat& st, const Xat
     input = g_memory_input_stream_new();
   }
   g_file_info_set_size(info, static_cast<goffset>(size));
-  GVariant* xv = XattrsVariant(stored);
-  GInputStream* content = nullptr;
-  guint64 length = 0;
-  GError* error = nullptr;
-  gboolean ok = ostree_raw_file_to_content_stream(input, info, xv, &content, &length, nullptr, &error);
-  guchar* csum = nullptr;
-  if (ok) ok = ostree_repo_write_content(repo_->raw(), nullptr, content, length, &csum, nullptr, &error);
-  g_variant_unref(xv);
-  g_object_unref(info);
-  if (input) g_object_unref(input);
-  if (content) g_object_unref(content);
-  if (!ok) return FromGError(error, "writing content");
-  return ChecksumHex(csum);
+  return WriteContentObject(repo_->raw(), input, info, stored, "writing content");
 }
 
 Result<std::string> CommitBuilder::Finish(const std::string& ref, const std::string& parent,

@@ -8,10 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/harness.h"
@@ -197,6 +199,41 @@ TEST_F(TimesTest, ACommitKeepsWhatTheKernelCachedTrue) {
   ASSERT_TRUE(Buildfs({"prune"}).ok());
   CommandResult tar = RunCommand({"/bin/tar", "-cf", "/dev/null", "-C", BuildDir("t"), "--exclude=./cache", "."});
   EXPECT_TRUE(tar.ok()) << tar.Describe();
+}
+
+// A reader walking the build while commits, branches and a prune switch its
+// layers underneath sees every entry exactly as before: no attribute (ctime
+// and inode number included) moves, no entry comes or goes.
+TEST_F(TimesTest, AReaderSeesNothingMoveWhileCommitsAndBranchesRun) {
+  ASSERT_TRUE(NewBuild("t", src_));
+  ASSERT_TRUE(Mount("t"));
+  WriteFile(M("t", "new.c"), "int n;\n");
+  WriteFile(M("t", "dir/b.h"), "int b2;\n");
+  const auto baseline = StatTree(BuildDir("t"));
+  const Compare all{.atime = true, .ino = true, .ctime = true, .rest = true};
+  std::atomic<bool> stop{false};
+  std::atomic<int> walks{0};
+  std::string first_difference;
+  std::thread reader([&] {
+    while (!stop.load() && first_difference.empty()) {
+      try {
+        first_difference = DiffStats(baseline, StatTree(BuildDir("t")), all);
+      } catch (const std::exception& e) {
+        first_difference = e.what();
+      }
+      ++walks;
+    }
+  });
+  EXPECT_TRUE(Buildfs({"commit", "t", "-m", "one"}).ok());
+  EXPECT_TRUE(Buildfs({"branch", "t", "t2"}).ok());
+  EXPECT_TRUE(Buildfs({"branch", "t", "t3"}).ok());
+  EXPECT_TRUE(Buildfs({"commit", "t", "-m", "nothing"}).ok());
+  EXPECT_TRUE(Buildfs({"prune"}).ok());
+  WaitUntil([&] { return walks.load() >= 3; }, 30000);
+  stop = true;
+  reader.join();
+  EXPECT_EQ(first_difference, "");
+  EXPECT_GE(walks.load(), 3);
 }
 
 // `git status` after a commit and a remount hashes no file again: git finds
