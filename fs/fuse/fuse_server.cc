@@ -142,10 +142,20 @@ void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newp
   ReplyErr(req, Ov(req)->Rename(parent, name, newparent, newname, flags));
 }
 
+// How the kernel treats an open file. A cached write that starts inside a
+// page the kernel does not hold whole is cut at the page's end into two WRITE
+// requests, and a commit's freeze may fall between them. A write-only handle
+// (it cannot be mapped or read) skips the page cache, so each write(2) of up
+// to max_write bytes is one request and lands in one layer.
+void SetOpenFlags(const FileHandle& fh, struct fuse_file_info* fi) {
+  fi->keep_cache = fh.keep_cache;
+  fi->direct_io = (fh.flags & O_ACCMODE) == O_WRONLY;
+}
+
 void Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   auto r = Ov(req)->Open(ino, fi->flags);
   if (!r.ok()) return ReplyErr(req, r.status());
-  fi->keep_cache = r.value()->keep_cache;
+  SetOpenFlags(*r.value(), fi);
   fi->fh = reinterpret_cast<uint64_t>(r.value().get());
   if (fuse_reply_open(req, fi) == 0) {
     r.value().release();
@@ -159,7 +169,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   EntryOut entry;
   auto r = Ov(req)->Create(parent, name, mode, fi->flags, CallerOf(req), &entry);
   if (!r.ok()) return ReplyErr(req, r.status());
-  fi->keep_cache = r.value()->keep_cache;
+  SetOpenFlags(*r.value(), fi);
   fi->fh = reinterpret_cast<uint64_t>(r.value().get());
   struct fuse_entry_param p = ToEntry(entry);
   if (fuse_reply_create(req, &p, fi) == 0) {

@@ -808,6 +808,55 @@ TEST_F(LifecycleCommitWhileWritingTest, CommitTakesAConsistentPrefixOfAFileReope
 
 TEST_F(LifecycleCommitWhileWritingTest, CommitTakesAConsistentPrefixOfAFileKeptOpenForWriting) { Run(true); }
 
+// One write() is one change: a commit never holds part of it. Records of 3,000
+// bytes straddle page boundaries, where the kernel may cut a cached write in
+// two requests; ten commits land while a writer appends them through one fd.
+TEST_F(LifecycleCommitWhileWritingTest, ACommitNeverHoldsPartOfAWrite) {
+  ASSERT_TRUE(NewMounted("a", MakeSmallTree()));
+  const std::string path = M("a", "records.bin");
+  constexpr size_t kRecord = 3000;
+  Shared shared;
+  Child writer([&] {
+    int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return 1;
+    for (long i = 0; !shared->stop.load(); ++i) {
+      std::string record(kRecord - 1, static_cast<char>('a' + i % 26));
+      record += '\n';
+      if (write(fd, record.data(), record.size()) != static_cast<ssize_t>(record.size())) {
+        shared->SetError(0, std::string("write: ") + strerror(errno));
+        return 1;
+      }
+      shared->count[0].store(i + 1);
+    }
+    return close(fd) == 0 ? 0 : 1;
+  });
+  auto whole = [&](const std::string& data) -> std::string {
+    if (data.size() % kRecord != 0) return "size " + std::to_string(data.size()) + " is not whole records";
+    for (size_t at = 0; at < data.size(); at += kRecord) {
+      const char c = static_cast<char>('a' + (at / kRecord) % 26);
+      if (data.compare(at, kRecord, std::string(kRecord - 1, c) + '\n') != 0) {
+        return "record " + std::to_string(at / kRecord) + " is mixed";
+      }
+    }
+    return "";
+  };
+  for (int round = 0; round < 10; ++round) {
+    const long before = shared->count[0].load();
+    ASSERT_TRUE(WaitUntil([&] { return shared->count[0].load() > before + 20 || shared->error[0][0]; }, 30000));
+    ASSERT_EQ(shared->error[0][0], 0) << shared->error[0];
+    CommandResult commit = Buildfs({"commit", "a", "-m", "round " + std::to_string(round)});
+    ASSERT_TRUE(commit.ok()) << commit.Describe();
+    CommandResult cat = Ostree({"cat", "builds/a/base", "/records.bin"});
+    ASSERT_TRUE(cat.ok()) << cat.Describe();
+    ASSERT_EQ(whole(cat.out), "") << "commit " << round;
+  }
+  shared->stop = 1;
+  EXPECT_EQ(writer.Wait(), 0) << shared->error[0];
+  const std::string data = ReadFile(path);
+  EXPECT_EQ(whole(data), "");
+  EXPECT_EQ(data.size(), kRecord * static_cast<size_t>(shared->count[0].load()));
+}
+
 // Readers walking the whole build while it commits (freeze, then the switch
 // to the new commit) never see an error or other content.
 TEST_F(LifecycleTest, ReadersDuringCommitSeeTheSameTree) {
