@@ -1,6 +1,6 @@
 // Copy-up: moving an entry from a lower layer into the upper on its first
 // modification, atomically (built whole in work/, then renamed into place).
-// REQUIRES: mu_ held by the caller throughout.
+// REQUIRES: mu_ held by the caller; CopyUpData releases it during the copy.
 //
 // A whole file is copied (copy_file_range, so the kernel may share extents).
 // Big files will get a chunk map instead (DESIGN.md, "Big files"); CopyToWork
@@ -17,13 +17,12 @@
 
 namespace buildfs {
 
-Status Overlay::CopyToWork(const Source& src, const UpperLayer::Parent& tmp_at, uint64_t ino,
-                           bool with_data) {
-  Layer& layer = *layers_[src.layer].layer;
+Status Overlay::CopyToWork(Layer& layer, const std::string& path, const UpperLayer::Parent& tmp_at,
+                           uint64_t ino, bool with_data) {
   const int work = tmp_at.dir->get();
   const std::string& tmp = tmp_at.name;
-  BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layer.Lookup(src.path));
-  if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, src.path);
+  BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layer.Lookup(path));
+  if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, path);
   const struct stat& st = e.st;
   Status made;
   if (S_ISDIR(st.st_mode)) {
@@ -32,11 +31,11 @@ Status Overlay::CopyToWork(const Source& src, const UpperLayer::Parent& tmp_at, 
     UniqueFd to(openat(work, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!to.valid()) return Status::FromErrno(tmp);
     if (with_data) {
-      auto from = layer.Open(src.path, O_RDONLY | O_NOATIME);
+      auto from = layer.Open(path, O_RDONLY | O_NOATIME);
       made = from.ok() ? CopyFileData(from->get(), to.get()) : from.status();
     }
   } else if (S_ISLNK(st.st_mode)) {
-    BUILDFS_ASSIGN_OR_RETURN(std::string target, layer.ReadLink(src.path));
+    BUILDFS_ASSIGN_OR_RETURN(std::string target, layer.ReadLink(path));
     if (symlinkat(target.c_str(), work, tmp.c_str()) != 0) return Status::FromErrno(tmp);
   } else {
     if (mknodat(work, tmp.c_str(), (st.st_mode & S_IFMT) | 0600, st.st_rdev) != 0) {
@@ -44,7 +43,7 @@ Status Overlay::CopyToWork(const Source& src, const UpperLayer::Parent& tmp_at, 
     }
   }
   if (made.ok()) {
-    auto xattrs = layer.ListXattrs(src.path);
+    auto xattrs = layer.ListXattrs(path);
     made = xattrs.ok() ? SetMetadataAt(work, tmp, st, xattrs.value()) : xattrs.status();
   }
   if (made.ok()) made = SetIno(work, tmp, ino);
@@ -82,8 +81,13 @@ Status Overlay::CopyUp(Node& node, bool with_data) {
   BUILDFS_RETURN_IF_ERROR(CopyUp(*parent));
   BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
   if (node.lower.empty()) return Status::Error(EIO, path + ": no layer holds it");
+  const Source src = Materialize(node.lower.front(), path);
   BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent tmp, upper_.NewWorkEntry("copyup", node.ino));
-  BUILDFS_RETURN_IF_ERROR(CopyToWork(Materialize(node.lower.front(), path), tmp, node.ino, with_data));
+  BUILDFS_RETURN_IF_ERROR(CopyToWork(*layers_[src.layer].layer, src.path, tmp, node.ino, with_data));
+  return InstallCopy(node, tmp, path);
+}
+
+Status Overlay::InstallCopy(Node& node, const UpperLayer::Parent& tmp, const std::string& path) {
   BUILDFS_RETURN_IF_ERROR(upper_.Install(tmp, path, /*over_whiteout=*/false));
   node.in_upper = true;
   ForgetLearned(node);
@@ -92,6 +96,41 @@ Status Overlay::CopyUp(Node& node, bool with_data) {
     ++node.generation;
   }
   return Status::Ok();
+}
+
+Status Overlay::CopyUpData(Node& node) {
+  if (!S_ISREG(node.type) || node.in_upper || node.orphan || node.removed || node.lower.empty() ||
+      node.aliases.empty()) {
+    return Status::Ok();  // nothing to copy, or CopyUp's business
+  }
+  BUILDFS_ASSIGN_OR_RETURN(Node * parent, Get(node.aliases.front().first));
+  BUILDFS_RETURN_IF_ERROR(CopyUp(*parent));
+  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
+  const Source src = Materialize(node.lower.front(), path);
+  std::shared_ptr<Layer> layer = layers_[src.layer].layer;  // lives through a stack change
+  BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent tmp, upper_.NewWorkEntry("copyup", node.ino));
+  const uint64_t generation = node.generation.load();
+  ++node.open_count;  // kept in the table while mu_ is released
+  mu_.unlock();
+  Status copied = CopyToWork(*layer, src.path, tmp, node.ino, /*with_data=*/true);
+  mu_.lock();
+  --node.open_count;
+  if (!copied.ok()) return copied;
+  // Meanwhile the file may have been copied up under the lock (a rename, a
+  // chmod), removed, or moved with its directory: install only if it is
+  // still needed, at the path it has now.
+  if (node.in_upper || node.removed || node.lower.empty() || node.generation.load() != generation) {
+    upper_.Discard(tmp);
+    if (node.removed) return Status::Error(ENOENT, path);
+    return Status::Ok();
+  }
+  auto now = PathOf(node);
+  Status st = now.ok() ? CopyUp(*parent) : now.status();
+  if (!st.ok()) {
+    upper_.Discard(tmp);
+    return st;
+  }
+  return InstallCopy(node, tmp, now.value());
 }
 
 bool Overlay::LowerHas(const Node& parent, const std::string& parent_path, const std::string& name) {

@@ -11,18 +11,25 @@ namespace buildfs {
 
 Result<int> Overlay::ReadFd(FileHandle* fh) {
   if (fh->moved->load() == fh->generation) return fh->fd.load();
+  return Reopen(fh, /*switch_held=*/false);
+}
+
+Result<int> Overlay::WriteFd(FileHandle* fh) {
+  if (!fh->writable) return Status::Error(EBADF, "not open for writing");
+  if (fh->moved->load() == fh->generation) return fh->fd.load();
+  return Reopen(fh, /*switch_held=*/true);
+}
+
+Result<int> Overlay::Reopen(FileHandle* fh, bool switch_held) {
   std::lock_guard lock(mu_);
   BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(fh->ino));
+  // A writer's data comes up without mu_ when no stack switch can intervene.
+  if (fh->writable && switch_held) BUILDFS_RETURN_IF_ERROR(CopyUpData(*node));
   BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenNode(*node, fh->writable ? O_RDWR : O_RDONLY, fh->writable));
   fh->fd = fd.get();
   fh->fds.push_back(std::move(fd));
   fh->generation = node->generation.load();
   return fh->fd.load();
-}
-
-Result<int> Overlay::WriteFd(FileHandle* fh) {
-  if (!fh->writable) return Status::Error(EBADF, "not open for writing");
-  return ReadFd(fh);
 }
 
 Result<Overlay::ReadSource> Overlay::ReadAt(FileHandle* fh, off_t off) {

@@ -341,10 +341,14 @@ Result<UniqueFd> Overlay::OpenNode(Node& node, int flags, bool write, bool with_
 }
 
 Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
+  const bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  // A copy-up for writing runs partly without mu_; never across a stack switch.
+  std::shared_lock switching(switch_mu_, std::defer_lock);
+  if (write) switching.lock();
   std::lock_guard lock(mu_);
   BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
   if (S_ISDIR(node->type)) return Status::Error(EISDIR, "open");
-  bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  if (write && !(flags & O_TRUNC)) BUILDFS_RETURN_IF_ERROR(CopyUpData(*node));
   // O_TRUNC: no point copying up what is about to be thrown away.
   BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenNode(*node, flags, write, !(flags & O_TRUNC)));
   if (flags & O_TRUNC) {

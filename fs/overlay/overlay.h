@@ -13,9 +13,12 @@
 // Nothing here knows FUSE: operations take inode numbers and return values or
 // errno Statuses, so the overlay is tested without mounting (overlay_test.cc).
 //
-// Thread-safety: all namespace operations hold mu_. Reads and writes of open
-// files go straight to the handle's fd without it; a handle whose node has
-// moved (copy-up) reopens under mu_ (FileHandle::generation).
+// Thread-safety: all namespace operations hold mu_, with one exception: the
+// data of a file that is opened for writing is copied up with mu_ released
+// (CopyUpData). Reads and writes of open files go straight to the handle's fd
+// without it; a handle whose node has moved (copy-up, stack switch) reopens
+// under mu_ (FileHandle::generation). Lock order: switch_mu_, then mu_, then
+// a layer's own locks.
 #pragma once
 
 #include <sys/stat.h>
@@ -338,9 +341,21 @@ class Overlay {
   // --- copy_up.cc ---
   // `with_data` false: a regular file comes up empty (it is about to be truncated).
   Status CopyUp(Node& node, bool with_data = true);
-  // Builds a copy of (layer, path) at `tmp` in work/ with owner, mode,
-  // times, xattrs and the inode number; removes it on failure.
-  Status CopyToWork(const Source& src, const UpperLayer::Parent& tmp, uint64_t ino, bool with_data);
+  // A regular file's copy-up with mu_ released while its data is copied, so
+  // that copying a big file stops no other request. The copy is installed
+  // only if the node still needs it (nothing copied it up or removed it
+  // meanwhile). Directories, and everything else, are CopyUp's.
+  // REQUIRES: mu_ held (released and taken again: the caller's other node
+  // pointers may be stale afterwards), switch_mu_ shared (no stack change).
+  Status CopyUpData(Node& node);
+  // Builds a copy of `path` of `layer` at `tmp` in work/ with owner, mode,
+  // times, xattrs and the inode number; removes it on failure. Touches no
+  // overlay state, so it may run without mu_.
+  Status CopyToWork(Layer& layer, const std::string& path, const UpperLayer::Parent& tmp, uint64_t ino,
+                    bool with_data);
+  // Moves a finished copy (from CopyToWork) to `path` in the upper and makes
+  // it the node's file.
+  Status InstallCopy(Node& node, const UpperLayer::Parent& tmp, const std::string& path);
   bool LowerHas(const Node& parent, const std::string& parent_path, const std::string& name);
   Result<LayerEntry> UpperEntry(const std::string& path);
   // Where the lower layers, seen merged from the top, hold the directory at
@@ -358,6 +373,9 @@ class Overlay {
   Status MakeOrphan(Node& node, const std::string& path, bool last_link);
   // The fd a handle writes to (always in the upper). REQUIRES: switch_mu_ shared.
   Result<int> WriteFd(FileHandle* fh);
+  // Opens the handle's node again after it moved. `switch_held`: the caller
+  // holds switch_mu_ shared, so a writer's copy-up may release mu_.
+  Result<int> Reopen(FileHandle* fh, bool switch_held);
   // Opens the node's current file; in the upper when `write`.
   Result<UniqueFd> OpenNode(Node& node, int flags, bool write, bool with_data = true);
   Result<Xattrs> XattrsOf(Node& node);

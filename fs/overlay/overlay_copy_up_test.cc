@@ -7,9 +7,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fs/layers/upper_format.h"
@@ -290,6 +294,169 @@ TEST_F(OverlayTest, OpenReadOnlyWithTruncEmptiesTheFile) {
   ASSERT_OK(fh);
   overlay_->Release(std::move(fh.value()));
   EXPECT_EQ(Attr(ino).st_size, 0);
+}
+
+// ------------------------------------------ copying while others work
+
+// A lower layer whose first Open of `gated` waits until Release(): it holds a
+// copy-up in the middle of copying data, as a big file would.
+class GatedLayer : public Layer {
+ public:
+  GatedLayer(std::unique_ptr<DirLayer> inner, std::string gated)
+      : inner_(std::move(inner)), gated_(std::move(gated)) {}
+  const std::string& key() const override { return inner_->key(); }
+  bool immutable() const override { return true; }
+  Result<LayerEntry> Lookup(const std::string& path) override { return inner_->Lookup(path); }
+  Status ReadDir(const std::string& path, std::vector<LayerDirent>* out) override {
+    return inner_->ReadDir(path, out);
+  }
+  Result<UniqueFd> Open(const std::string& path, int flags) override {
+    if (path == gated_ && !passed_.exchange(true)) {
+      std::unique_lock lock(mu_);
+      entered_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return released_; });
+    }
+    return inner_->Open(path, flags);
+  }
+  Result<std::string> ReadLink(const std::string& path) override { return inner_->ReadLink(path); }
+  Result<Xattrs> ListXattrs(const std::string& path) override { return inner_->ListXattrs(path); }
+
+  void WaitEntered() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::unique_ptr<DirLayer> inner_;
+  std::string gated_;
+  std::atomic<bool> passed_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false, released_ = false;
+};
+
+// One thread opens d/big for writing and its copy-up stops in the middle of
+// the data; the test does other work on the overlay meanwhile (which would
+// wait forever if the copy held the overlay's lock), then lets it finish.
+class CopyUpWhileOthersWorkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::MakeTree(lower_, {{"d/big", std::string(1 << 20, 'x')}, {"other", "other\n"}});
+    testing::MakeDirs(upper_);
+    testing::MakeDirs(work_);
+    LayerStack stack;
+    ASSERT_OK_AND_ASSIGN(stack.upper, DirLayer::Open(upper_, {"", true, false}));
+    ASSERT_OK_AND_ASSIGN(stack.work, DirLayer::Open(work_, {"", false, false}));
+    ASSERT_OK_AND_ASSIGN(auto lower, DirLayer::Open(lower_, {"", false, true}));
+    gate_ = std::make_shared<GatedLayer>(std::move(lower), "d/big");
+    stack.lowers.push_back({gate_, false});
+    overlay_ = std::make_unique<Overlay>(std::move(stack));
+    ASSERT_OK(overlay_->Prepare());
+    ASSERT_OK_AND_ASSIGN(EntryOut d, overlay_->Lookup(kRootIno, "d"));
+    dir_ = d.ino;
+    ASSERT_OK_AND_ASSIGN(EntryOut big, overlay_->Lookup(dir_, "big"));
+    big_ = big.ino;
+    work_before_ = testing::ListDir(work_);
+  }
+  void TearDown() override {
+    gate_->Release();
+    if (opener_.joinable()) opener_.join();
+  }
+
+  // Starts the open of d/big for writing and returns once its copy is under way.
+  void StartOpen() {
+    opener_ = std::thread([this] { opened_ = overlay_->Open(big_, O_WRONLY); });
+    gate_->WaitEntered();
+  }
+  // Lets the copy finish; the result of the open.
+  Result<std::unique_ptr<FileHandle>>& FinishOpen() {
+    gate_->Release();
+    opener_.join();
+    return opened_;
+  }
+  // Writes through the finished open and releases it.
+  void WriteAndRelease(const std::string& data) {
+    auto& fh = opened_;
+    ASSERT_OK(fh);
+    auto fd = overlay_->ReadFd(fh->get());
+    ASSERT_OK(fd);
+    auto n = overlay_->WriteAt(fh->get(), 0, [&](int to, off_t at) -> ssize_t {
+      ssize_t w = pwrite(to, data.data(), data.size(), at);
+      return w < 0 ? -errno : w;
+    });
+    ASSERT_OK(n);
+    overlay_->Release(std::move(fh.value()));
+  }
+  std::string ReadWhole(const std::string& path) { return testing::ReadFile(upper_ + "/" + path); }
+
+  testing::TempDir tmp_;
+  std::string lower_ = tmp_.Path("lower"), upper_ = tmp_.Path("upper"), work_ = tmp_.Path("work");
+  std::shared_ptr<GatedLayer> gate_;
+  std::unique_ptr<Overlay> overlay_;
+  uint64_t dir_ = 0, big_ = 0;
+  std::vector<std::string> work_before_;  // what work/ holds when idle
+  std::thread opener_;
+  Result<std::unique_ptr<FileHandle>> opened_{Status::Error(EINPROGRESS, "not opened")};
+};
+
+TEST_F(CopyUpWhileOthersWorkTest, OtherRequestsGoOnWhileABigFileIsCopied) {
+  StartOpen();
+  // Lookups, attributes, listings and new entries, all while the copy waits.
+  ASSERT_OK_AND_ASSIGN(EntryOut other, overlay_->Lookup(kRootIno, "other"));
+  EXPECT_OK(overlay_->GetAttr(big_));
+  EXPECT_OK(overlay_->OpenDir(kRootIno));
+  EXPECT_OK(overlay_->MakeDir(kRootIno, "new", 0755, kRoot));
+  auto reader = overlay_->Open(big_, O_RDONLY);  // reads the lower file meanwhile
+  ASSERT_OK(reader);
+  EXPECT_FALSE(testing::Exists(upper_ + "/d/big")) << "installed before the copy finished";
+  ASSERT_OK(FinishOpen());
+  WriteAndRelease("yy");
+  EXPECT_EQ(ReadWhole("d/big"), "yy" + std::string((1 << 20) - 2, 'x'));
+  EXPECT_EQ(testing::ListDir(work_), work_before_);
+  overlay_->Release(std::move(reader.value()));
+  (void)other;
+}
+
+TEST_F(CopyUpWhileOthersWorkTest, ACopyFinishesAtTheNewPathWhenItsDirectoryMoves) {
+  StartOpen();
+  ASSERT_OK(overlay_->Rename(kRootIno, "d", kRootIno, "e", 0));
+  ASSERT_OK(FinishOpen());
+  WriteAndRelease("zz");
+  EXPECT_EQ(ReadWhole("e/big"), "zz" + std::string((1 << 20) - 2, 'x'));
+  EXPECT_FALSE(testing::Exists(upper_ + "/d/big"));
+  EXPECT_EQ(testing::ListDir(work_), work_before_);
+}
+
+TEST_F(CopyUpWhileOthersWorkTest, AFileRemovedDuringItsCopyIsNotOpened) {
+  StartOpen();
+  ASSERT_OK(overlay_->Unlink(dir_, "big"));
+  auto& fh = FinishOpen();
+  EXPECT_EQ(fh.status().code(), ENOENT);
+  EXPECT_FALSE(S_ISREG(testing::Lstat(upper_ + "/d/big").st_mode));
+  EXPECT_EQ(testing::ListDir(work_), work_before_);
+  auto gone = overlay_->Lookup(dir_, "big");
+  ASSERT_OK(gone);
+  EXPECT_EQ(gone->ino, 0u);
+}
+
+TEST_F(CopyUpWhileOthersWorkTest, AFileCopiedUpMeanwhileKeepsThatCopy) {
+  StartOpen();
+  // chmod copies up on its own (not gated: only the first open waits).
+  SetAttrIn chmod;
+  chmod.set_mode = true;
+  chmod.mode = 0600;
+  ASSERT_OK(overlay_->SetAttr(big_, chmod, nullptr));
+  ASSERT_OK(FinishOpen());
+  WriteAndRelease("ww");
+  EXPECT_EQ(ReadWhole("d/big"), "ww" + std::string((1 << 20) - 2, 'x'));
+  EXPECT_EQ(testing::Lstat(upper_ + "/d/big").st_mode & 07777, 0600u);
+  EXPECT_EQ(testing::ListDir(work_), work_before_);
 }
 
 }  // namespace
