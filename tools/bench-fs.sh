@@ -545,28 +545,36 @@ i=0 sys='' sys_root='' sys_upper='' sys_build='' sys_pid=
 record() {  # METRIC KIND VALUE [ERROR]: one sample of run $i, system $sys
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$i" "$sys" "$1" "$2" "$3" "${4:-}" >>"$samples"
 }
-# measure NAME CWD CMD...: times CMD (run in CWD, output to the log) as sample
-# NAME; a failure is recorded with its log and returns 1.
-measure() {
-  local name=$1 cwd=$2 t0 t1 rc=0 s f
-  shift 2
-  printf 'run %d/%d %s: %s ... ' "$i" "$runs" "$sys" "$name" >&2
+# run_timed CWD FAIL_ROW FAIL_TEXT CMD...: runs CMD in CWD (output to the
+# log) and sets $elapsed; a failure is recorded in row FAIL_ROW, with
+# FAIL_TEXT and its log, and returns 1.
+run_timed() {
+  local cwd=$1 fail_row=$2 fail_text=$3 t0 t1 rc=0 f
+  shift 3
   cd "$cwd" || die "run $i $sys: cannot cd to $cwd"
   t0=$EPOCHREALTIME
   "$@" >"$log_dir/last.out" 2>&1 || rc=$?
   t1=$EPOCHREALTIME
   cd /
-  { echo "### run $i $sys $name: $* (exit $rc)"; cat "$log_dir/last.out"; } >>"$log_dir/all.out"
+  { echo "### run $i $sys $fail_row: $* (exit $rc)"; cat "$log_dir/last.out"; } >>"$log_dir/all.out"
   if [[ $rc -ne 0 ]]; then
-    f=$log_dir/failed-run$i-$sys-$name.log
+    f=$log_dir/failed-run$i-$sys-$fail_row.log
     cp "$log_dir/last.out" "$f"
-    record "$name" s "" "exit $rc, output in $f"
+    record "$fail_row" s "" "${fail_text}exit $rc, output in $f"
     echo "FAILED (exit $rc), output in $f" >&2
     return 1
   fi
-  s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
-  record "$name" s "$s"
-  echo "$s s" >&2
+  elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+}
+# measure NAME CWD CMD...: times CMD (run in CWD, output to the log) as sample
+# NAME; a failure is recorded with its log and returns 1.
+measure() {
+  local name=$1 cwd=$2
+  shift 2
+  printf 'run %d/%d %s: %s ... ' "$i" "$runs" "$sys" "$name" >&2
+  run_timed "$cwd" "$name" "" "$@" || return 1
+  record "$name" s "$elapsed"
+  echo "$elapsed s" >&2
 }
 w_stat() { find . -path ./cache -prune -o -printf '%i %s %m %T@\n' >/dev/null; }
 w_read() { tar -cf - --exclude=./cache . | cat >/dev/null; }
@@ -728,25 +736,13 @@ tree_phase() {
   record_rss rss-after-tree
   teardown tree
 }
-# measure_quiet NAME CWD CMD...: like measure, but records a failure as the
-# failure of the compile (the defconfig before it).
+# measure_quiet NAME CWD CMD...: like measure, but says only "done" and
+# records a failure as the failure of the compile (the defconfig before it).
 measure_quiet() {
-  local name=$1 cwd=$2 t0 t1 rc=0 f
+  local name=$1 cwd=$2
   shift 2
-  cd "$cwd" || die "run $i $sys: cannot cd to $cwd"
-  t0=$EPOCHREALTIME
-  "$@" >"$log_dir/last.out" 2>&1 || rc=$?
-  t1=$EPOCHREALTIME
-  cd /
-  { echo "### run $i $sys $name: $* (exit $rc)"; cat "$log_dir/last.out"; } >>"$log_dir/all.out"
-  if [[ $rc -ne 0 ]]; then
-    f=$log_dir/failed-run$i-$sys-$name.log
-    cp "$log_dir/last.out" "$f"
-    record compile s "" "make defconfig: exit $rc, output in $f"
-    echo "FAILED (exit $rc), output in $f" >&2
-    return 1
-  fi
-  record "$name" s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')"
+  run_timed "$cwd" compile "make defconfig: " "$@" || return 1
+  record "$name" s "$elapsed"
   echo "done" >&2
 }
 

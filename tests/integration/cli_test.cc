@@ -27,12 +27,7 @@ class CliTest : public WorkspaceTest {
     WorkspaceTest::SetUp();
     umask(022);
     src_ = tmp("src");
-    MakeDir(src_);
-    WriteFile(src_ + "/a.txt", "alpha\n");
-    MakeDir(src_ + "/d");
-    WriteFile(src_ + "/d/x", "x\n");
-    MakeDir(src_ + "/e");
-    WriteFile(src_ + "/e/y", "y\n");
+    MakeTree(src_, {{"a.txt", "alpha\n"}, {"d/x", "x\n"}, {"e/y", "y\n"}});
     ASSERT_TRUE(NewBuild("b", src_));
     ASSERT_TRUE(Mount("b"));
   }

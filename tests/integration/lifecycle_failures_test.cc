@@ -54,10 +54,7 @@ class LifecycleFailureTest : public WorkspaceTest {
     WorkspaceTest::SetUp();
     umask(022);
     src_ = tmp("src");
-    MakeDir(src_);
-    WriteFile(src_ + "/a.txt", "alpha\n");
-    MakeDir(src_ + "/d");
-    WriteFile(src_ + "/d/x", "x\n");
+    MakeTree(src_, {{"a.txt", "alpha\n"}, {"d/x", "x\n"}});
   }
 
   std::string M(const std::string& build, const std::string& rel) const { return BuildDir(build) + "/" + rel; }

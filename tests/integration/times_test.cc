@@ -104,10 +104,7 @@ class TimesTest : public WorkspaceTest {
     WorkspaceTest::SetUp();
     umask(022);
     src_ = tmp("src");
-    MakeDir(src_);
-    WriteFile(src_ + "/a.c", "int a;\n");
-    MakeDir(src_ + "/dir");
-    WriteFile(src_ + "/dir/b.h", "int b;\n");
+    MakeTree(src_, {{"a.c", "int a;\n"}, {"dir/b.h", "int b;\n"}});
     MakeSymlink("a.c", src_ + "/link");
     ASSERT_EQ(mkfifo((src_ + "/fifo").c_str(), 0644), 0);
     MakeDir(src_ + "/big");  // a table too big for an xattr

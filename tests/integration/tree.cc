@@ -281,6 +281,19 @@ void MakeDir(const std::string& path, mode_t mode) {
   if (chmod(path.c_str(), mode) != 0) ThrowErrno("chmod", path);  // umask-proof
 }
 
+void MakeTree(const std::string& root, const std::vector<std::pair<std::string, std::string>>& entries) {
+  MakeDir(root);
+  for (const auto& [rel, data] : entries) {
+    // Each directory on the way, once.
+    for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
+      const std::string dir = root + "/" + rel.substr(0, slash);
+      struct stat st;
+      if (lstat(dir.c_str(), &st) != 0) MakeDir(dir);
+    }
+    if (rel.empty() || rel.back() != '/') WriteFile(root + "/" + rel, data);
+  }
+}
+
 void MakeSymlink(const std::string& target, const std::string& path) {
   if (symlink(target.c_str(), path.c_str()) != 0) ThrowErrno("symlink", path);
 }

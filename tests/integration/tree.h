@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace buildfs::testing {
@@ -21,6 +22,9 @@ namespace buildfs::testing {
 void WriteFile(const std::string& path, std::string_view data, mode_t mode = 0644);
 std::string ReadFile(const std::string& path);
 void MakeDir(const std::string& path, mode_t mode = 0755);
+// Makes `root` and, below it, each (relative path, content) file with the
+// directories on its way (0755); a path ending in "/" is a directory.
+void MakeTree(const std::string& root, const std::vector<std::pair<std::string, std::string>>& entries);
 void MakeSymlink(const std::string& target, const std::string& path);
 void SetXattr(const std::string& path, const std::string& name, std::string_view value);
 struct stat Lstat(const std::string& path);
