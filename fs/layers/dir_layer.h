@@ -35,6 +35,7 @@ class DirLayer : public Layer {
   const std::string& key() const override { return key_; }
   bool immutable() const override { return options_.immutable; }
   bool HasRoot() const override { return options_.prefix.empty(); }
+  bool Covers(const std::string& path) const override { return Translate(path).kind != Place::kOutside; }
   Result<LayerEntry> Lookup(const std::string& path) override;
   Status ReadDir(const std::string& path, std::vector<LayerDirent>* out) override;
   Result<UniqueFd> Open(const std::string& path, int flags) override;

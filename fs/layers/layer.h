@@ -57,6 +57,9 @@ class Layer {
   // False when the layer shows only a subtree (the cache at "cache") and its
   // root stands in for directories it does not really hold.
   virtual bool HasRoot() const { return true; }
+  // False when the layer can hold nothing at `path` or below it (it shows
+  // only another subtree).
+  virtual bool Covers(const std::string& /*path*/) const { return true; }
 
   virtual Result<LayerEntry> Lookup(const std::string& path) = 0;
   // The names in the directory at `path`, whiteouts included, in no particular order.

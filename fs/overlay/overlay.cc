@@ -196,7 +196,7 @@ struct stat Overlay::CachedAttr::ToStat() const {
 }
 
 Overlay::Node* Overlay::KnownChild(Node& dir, const std::string& name) {
-  if (!dir.dir || !Stable(dir)) return nullptr;
+  if (!dir.dir || !StableFor(dir, name)) return nullptr;
   auto known = dir.dir->children.find(std::hash<std::string>{}(name));
   if (known == dir.dir->children.end()) return nullptr;
   auto it = nodes_.find(known->second);
@@ -220,9 +220,12 @@ Result<EntryOut> Overlay::Entry(Node* node) {
   return out;
 }
 
-bool Overlay::NegativeCacheable(const Node& dir) const {
+bool Overlay::StableFor(const Node& dir, const std::string& name) const {
   for (const auto& src : dir.lower) {
-    if (!layers_[src.layer].layer->immutable()) return false;
+    const Layer& layer = *layers_[src.layer].layer;
+    if (layer.immutable()) continue;
+    if (!src.at_node && !layer.Covers(JoinPath(src.path, name))) continue;  // e.g. cache/ at the root
+    return false;
   }
   return true;
 }
@@ -238,7 +241,7 @@ Result<EntryOut> Overlay::Lookup(uint64_t parent, const std::string& name) {
   BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, dir_path, name));
   if (!r.found) {
     EntryOut negative;
-    negative.immutable = NegativeCacheable(*dir);
+    negative.immutable = StableFor(*dir, name);
     return negative;
   }
   return Entry(Remember(parent, name, r));

@@ -383,7 +383,10 @@ class Overlay {
   // (directory fd, name) of a node's entry in the upper (or work/ for orphans).
   Result<DirLayer::Parent> UpperRef(Node& node);
   Result<Node*> GetDir(uint64_t ino);
-  bool NegativeCacheable(const Node& dir) const;
+  // True when only this overlay changes what `name` in `dir` is: none of
+  // the directory's sources that others change (the shared cache/) can hold
+  // it. Its node may be remembered, its absence cached by the kernel.
+  bool StableFor(const Node& dir, const std::string& name) const;
   // True when only this overlay changes what the directory holds: its
   // lower sources are immutable (the upper changes only through here).
   bool Stable(const Node& dir) const;

@@ -323,6 +323,18 @@ TEST_F(OverlayTest, BaseEntriesAreImmutable) {
   EXPECT_TRUE(missing.immutable);
 }
 
+// The shared cache shows only cache/ at the root: the root's other names
+// change only through the overlay, so their absence may be cached for long.
+TEST_F(OverlayTest, NamesAtTheRootBesideCacheAreStable) {
+  ASSERT_OK_AND_ASSIGN(EntryOut missing, overlay_->Lookup(kRootIno, "nothing"));
+  EXPECT_TRUE(missing.immutable);
+  testing::MakeDirs(cache_ + "/nothing");  // inside the cache dir: still only at cache/nothing
+  ASSERT_OK_AND_ASSIGN(EntryOut still, overlay_->Lookup(kRootIno, "nothing"));
+  EXPECT_EQ(still.ino, 0u);
+  uint64_t cache = Lookup(kRootIno, "cache");
+  EXPECT_NE(Lookup(cache, "nothing"), 0u);
+}
+
 TEST_F(OverlayTest, FilesAddedToCacheByOthersAppear) {
   uint64_t cache = Lookup(kRootIno, "cache");
   EXPECT_EQ(Lookup(cache, "later.bin"), 0u);
