@@ -5,6 +5,7 @@
 // fresh and make gives the same answer after a commit, and the kernel's cached
 // attributes stay right.
 #include <fcntl.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -231,6 +232,39 @@ TEST_F(TimesTest, AReaderSeesNothingMoveWhileCommitsAndBranchesRun) {
   reader.join();
   EXPECT_EQ(first_difference, "");
   EXPECT_GE(walks.load(), 3);
+}
+
+// The numbers in directory listings (which the kernel keeps) are the ones
+// stat shows, also for the second name of a hard link, which a branch and a
+// commit make a file of its own.
+TEST_F(TimesTest, ListingsShowTheNumbersStatShowsAcrossBranchAndCommit) {
+  ASSERT_TRUE(NewBuild("t", src_));
+  ASSERT_TRUE(Mount("t"));
+  WriteFile(M("t", "dir/one"), "linked\n");
+  ASSERT_EQ(link(M("t", "dir/one").c_str(), M("t", "dir/two").c_str()), 0) << strerror(errno);
+  auto listed = [&] {
+    std::map<std::string, ino_t> inos;
+    DIR* d = opendir(M("t", "dir").c_str());
+    if (!d) return inos;
+    while (struct dirent* e = readdir(d)) inos[e->d_name] = e->d_ino;
+    closedir(d);
+    return inos;
+  };
+  auto check = [&](const std::string& when) {
+    for (const auto& [name, ino] : listed()) {
+      if (name == "." || name == "..") continue;
+      EXPECT_EQ(ino, Lstat(M("t", "dir/" + name)).st_ino) << name << " " << when;
+    }
+  };
+  check("before");
+  ASSERT_TRUE(Buildfs({"branch", "t", "t2"}).ok());
+  check("after a branch");
+  WriteFile(M("t", "dir/three"), "3\n");
+  ASSERT_EQ(link(M("t", "dir/three").c_str(), M("t", "dir/four").c_str()), 0) << strerror(errno);
+  check("after new links");
+  ASSERT_TRUE(Buildfs({"commit", "t", "-m", "links"}).ok());
+  check("after a commit");
+  EXPECT_NE(Lstat(M("t", "dir/one")).st_ino, Lstat(M("t", "dir/two")).st_ino);
 }
 
 // `git status` after a commit and a remount hashes no file again: git finds
