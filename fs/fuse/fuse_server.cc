@@ -226,18 +226,31 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t /*ino_in*/, off_t off_in, struct f
 }
 
 void OpenDir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-  auto r = Ov(req)->OpenDir(ino);
+  auto r = Ov(req)->OpenDir(ino, /*list=*/false);
   if (!r.ok()) return ReplyErr(req, r.status());
   fi->fh = reinterpret_cast<uint64_t>(r.value().get());
-  fi->cache_readdir = 0;
+  // The kernel drops a kept listing itself when it changes the directory;
+  // a change the daemon makes on its own says so (KernelCache). Positions
+  // are hashes of names, good in every listing of the directory.
+  fi->cache_readdir = r.value()->cacheable;
+  fi->keep_cache = r.value()->cacheable;
   if (fuse_reply_open(req, fi) == 0) r.value().release();
 }
 
 void DoReadDir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info* fi, bool plus) {
   DirHandle* dh = Dh(fi);
+  // The listing is taken when reading starts (and again at a rewind), not at
+  // opendir: the kernel keeps what it reads from here as current unless the
+  // directory changes after this point.
+  if (off == 0 || !dh->listed) {
+    auto fresh = Ov(req)->OpenDir(dh->ino);
+    if (!fresh.ok()) return ReplyErr(req, fresh.status());
+    dh->entries = std::move(fresh.value()->entries);
+    dh->listed = true;
+  }
   std::vector<char> buf(size);
   size_t used = 0;
-  for (size_t i = static_cast<size_t>(off); i < dh->entries.size(); ++i) {
+  for (size_t i = dh->IndexAt(static_cast<uint64_t>(off)); i < dh->entries.size(); ++i) {
     const DirEntryOut& d = dh->entries[i];
     size_t n;
     if (plus) {
@@ -254,7 +267,7 @@ void DoReadDir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info* fi
         looked_up = true;
       }
       n = fuse_add_direntry_plus(req, buf.data() + used, size - used, d.name.c_str(), &p,
-                                 static_cast<off_t>(i + 1));
+                                 static_cast<off_t>(d.next));
       if (n > size - used) {
         if (looked_up) Ov(req)->Forget(p.ino, 1);
         break;
@@ -271,7 +284,7 @@ void DoReadDir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info* fi
         st.st_mode = e->type;
       }
       n = fuse_add_direntry(req, buf.data() + used, size - used, d.name.c_str(), &st,
-                            static_cast<off_t>(i + 1));
+                            static_cast<off_t>(d.next));
       if (n > size - used) break;
     }
     used += n;
@@ -421,7 +434,8 @@ Status FuseServer::Mount(const std::string& mountpoint, const FuseOptions& optio
       [se](uint64_t parent, const std::string& name) {
         fuse_lowlevel_notify_inval_entry(se, parent, name.c_str(), name.size());
       },
-      [se](uint64_t ino) { fuse_lowlevel_notify_inval_inode(se, ino, -1, 0); }});
+      [se](uint64_t ino) { fuse_lowlevel_notify_inval_inode(se, ino, -1, 0); },
+      [se](uint64_t dir) { fuse_lowlevel_notify_inval_inode(se, dir, 0, 0); }});
   if (fuse_session_mount(session_, mountpoint.c_str()) != 0) {
     return Status::Error(EIO, mountpoint + ": mount failed (see the messages above)");
   }

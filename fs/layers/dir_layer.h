@@ -36,6 +36,7 @@ class DirLayer : public Layer {
   bool immutable() const override { return options_.immutable; }
   bool HasRoot() const override { return options_.prefix.empty(); }
   bool Covers(const std::string& path) const override { return Translate(path).kind != Place::kOutside; }
+  bool HoldsEntriesIn(const std::string& dir) const override { return Translate(dir).kind == Place::kInside; }
   Result<LayerEntry> Lookup(const std::string& path) override;
   Status ReadDir(const std::string& path, std::vector<LayerDirent>* out) override;
   Result<UniqueFd> Open(const std::string& path, int flags) override;

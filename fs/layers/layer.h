@@ -60,6 +60,9 @@ class Layer {
   // False when the layer can hold nothing at `path` or below it (it shows
   // only another subtree).
   virtual bool Covers(const std::string& /*path*/) const { return true; }
+  // False when the directory `dir` holds nothing of this layer's own but
+  // the one name on the way to the subtree it shows.
+  virtual bool HoldsEntriesIn(const std::string& /*dir*/) const { return true; }
 
   virtual Result<LayerEntry> Lookup(const std::string& path) = 0;
   // The names in the directory at `path`, whiteouts included, in no particular order.

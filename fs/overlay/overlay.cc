@@ -384,20 +384,44 @@ void Overlay::Release(std::unique_ptr<FileHandle> fh) {
 
 // ---- directories ----
 
-Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino) {
+Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino, bool list) {
   std::lock_guard lock(mu_);
   BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(ino));
   BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*dir));
-  BUILDFS_ASSIGN_OR_RETURN(auto names, ListingOf(*dir, path));
+  std::vector<MergedName> names;
+  if (list) {
+    BUILDFS_ASSIGN_OR_RETURN(names, ListingOf(*dir, path));
+  }
   auto h = std::make_unique<DirHandle>();
+  h->listed = list;
   h->ino = ino;
+  h->cacheable = true;
+  for (const auto& src : dir->lower) {
+    const Layer& layer = *layers_[src.layer].layer;
+    if (!layer.immutable() && layer.HoldsEntriesIn(Materialize(src, path).path)) h->cacheable = false;
+  }
   uint64_t parent = dir->aliases.empty() ? kRootIno : dir->aliases.front().first;
-  h->entries.push_back({".", ino, S_IFDIR});
-  h->entries.push_back({"..", parent, S_IFDIR});
+  h->entries.push_back({".", ino, S_IFDIR, 1});
+  h->entries.push_back({"..", parent, S_IFDIR, 2});
   // Numbers and types are learned when the entries are read (readdir) or
   // looked up (readdirplus), not here: a listing may be read only in part.
-  for (const auto& n : names) h->entries.push_back({n.name, 0, static_cast<mode_t>(n.is_dir ? S_IFDIR : 0)});
+  for (const auto& n : names) {
+    // Positions above 2, below 2^63 (an off_t); two names sharing one are
+    // as unlikely as a 63-bit hash collision.
+    const uint64_t pos = std::max<uint64_t>(3, std::hash<std::string>{}(n.name) >> 1);
+    h->entries.push_back({n.name, 0, static_cast<mode_t>(n.is_dir ? S_IFDIR : 0), pos});
+  }
+  std::sort(h->entries.begin() + 2, h->entries.end(), [](const DirEntryOut& a, const DirEntryOut& b) {
+    return a.next != b.next ? a.next < b.next : a.name < b.name;
+  });
   return h;
+}
+
+size_t DirHandle::IndexAt(uint64_t pos) const {
+  if (pos < 3) return std::min<size_t>(pos, entries.size());
+  auto after = std::upper_bound(entries.begin() + 2, entries.end(), pos,
+                                [](uint64_t p, const DirEntryOut& e) { return p < e.next; });
+  return static_cast<size_t>(after - entries.begin());
 }
 
 Result<DirEntryOut> Overlay::ReadDirEntry(uint64_t dir_ino, const std::string& name) {

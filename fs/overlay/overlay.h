@@ -88,6 +88,10 @@ struct DirEntryOut {
   std::string name;
   uint64_t ino;
   mode_t type;
+  // Where the listing goes on after this entry: a hash of the name (1 and 2
+  // after "." and ".."), so that a position stays good in a later listing of
+  // the same directory: the kernel resumes a listing it kept on a new handle.
+  uint64_t next = 0;
 };
 
 // An open file. `fd` is the file the node was in when the handle last
@@ -107,7 +111,14 @@ struct FileHandle {
 // An open directory: its merged listing, taken at opendir.
 struct DirHandle {
   uint64_t ino = 0;
-  std::vector<DirEntryOut> entries;  // "." and ".." first
+  std::vector<DirEntryOut> entries;  // "." and "..", then by `next`
+  bool listed = false;               // entries holds the names too
+  // Only this overlay changes the listing (no source of the directory is
+  // changed by others), so the kernel may keep it until told otherwise.
+  bool cacheable = false;
+
+  // The index of the entry at position `pos` (0: the first).
+  size_t IndexAt(uint64_t pos) const;
 };
 
 class Overlay {
@@ -171,7 +182,9 @@ class Overlay {
 
   // The directory's merged listing; its entries' numbers and types (but
   // for directories) are 0 until read with ReadDirEntry or looked up.
-  Result<std::unique_ptr<DirHandle>> OpenDir(uint64_t ino);
+  // Without `list`, only "." and ".." (the listing is taken later, when it
+  // is read: see the FUSE adapter's readdir).
+  Result<std::unique_ptr<DirHandle>> OpenDir(uint64_t ino, bool list = true);
   // The number and type of `name` in directory `dir_ino` (no lookup counted).
   Result<DirEntryOut> ReadDirEntry(uint64_t dir_ino, const std::string& name);
 
@@ -205,12 +218,14 @@ class Overlay {
   struct KernelCache {
     std::function<void(uint64_t parent, const std::string& name)> forget_entry;
     std::function<void(uint64_t ino)> forget_attrs;
+    std::function<void(uint64_t dir)> forget_listing;  // the directory's kept listing
   };
   void SetKernelCache(KernelCache cache) { kernel_cache_ = std::move(cache); }
-  // Tells the kernel to forget `names` and the attributes of `inodes`.
+  // Tells the kernel to forget `names`, the attributes of `inodes` and the
+  // listings of `dirs` and of the directories of `names`.
   // REQUIRES: no lock held (the kernel may wait for a request that needs one).
   void NotifyKernel(const std::vector<std::pair<uint64_t, std::string>>& names,
-                    const std::vector<uint64_t>& inodes);
+                    const std::vector<uint64_t>& inodes, const std::vector<uint64_t>& dirs = {});
   // The repository object behind `path` when the tree there comes unchanged
   // from a commit layer (no private layer holds any of it), for commit.
   std::optional<RepoObject> RepoObjectAt(uint64_t ino);

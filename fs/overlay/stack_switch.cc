@@ -11,6 +11,9 @@ namespace buildfs {
 Status Overlay::FreezeUpper(const FreezeFn& move) {
   std::vector<std::pair<uint64_t, std::string>> split;  // names that became inodes of their own
   std::vector<uint64_t> relinked;                       // nodes whose link count changed
+  // Directories of the upper: a listing the kernel keeps may name numbers
+  // that change below the upper (the second name of a hard link).
+  std::vector<uint64_t> private_dirs;
   {
     std::unique_lock writes(switch_mu_);
     std::lock_guard lock(mu_);
@@ -18,6 +21,7 @@ Status Overlay::FreezeUpper(const FreezeFn& move) {
     std::vector<std::pair<Node*, std::string>> in_upper;
     for (auto& [ino, node] : nodes_) {
       if (!node->in_upper) continue;
+      if (S_ISDIR(node->type)) private_dirs.push_back(ino);
       auto path = PathOf(*node);
       if (!path.ok()) continue;
       if (!S_ISDIR(node->type)) {
@@ -58,7 +62,7 @@ Status Overlay::FreezeUpper(const FreezeFn& move) {
       renumbered_[PathIno(Source{1, path})] = node->ino;
     }
   }
-  NotifyKernel(split, relinked);
+  NotifyKernel(split, relinked, private_dirs);
   return Status::Ok();
 }
 
@@ -111,9 +115,14 @@ Status Overlay::UnfreezeUpper(const UnfreezeFn& move) {
 }
 
 void Overlay::NotifyKernel(const std::vector<std::pair<uint64_t, std::string>>& names,
-                           const std::vector<uint64_t>& inodes) {
+                           const std::vector<uint64_t>& inodes, const std::vector<uint64_t>& dirs) {
+  std::unordered_set<uint64_t> listings(dirs.begin(), dirs.end());
   for (const auto& [parent, name] : names) {
     if (kernel_cache_.forget_entry) kernel_cache_.forget_entry(parent, name);
+    listings.insert(parent);
+  }
+  for (uint64_t dir : listings) {
+    if (kernel_cache_.forget_listing) kernel_cache_.forget_listing(dir);
   }
   for (uint64_t ino : inodes) {
     if (kernel_cache_.forget_attrs) kernel_cache_.forget_attrs(ino);
@@ -123,6 +132,7 @@ void Overlay::NotifyKernel(const std::vector<std::pair<uint64_t, std::string>>& 
 Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
   std::vector<std::pair<uint64_t, std::string>> split;  // names that became inodes of their own
   std::vector<uint64_t> relinked;                       // nodes whose attributes changed
+  std::vector<uint64_t> private_dirs{kRootIno};         // listings that came from private layers
   {
     std::unique_lock writes(switch_mu_);
     std::lock_guard lock(mu_);
@@ -142,6 +152,7 @@ Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
       order.emplace_back(std::count(path->begin(), path->end(), '/') + (path->empty() ? 0 : 1),
                          node.get());
       if (!node->lower.empty() && layers_[node->lower.front().layer].overlay_format) was_private.insert(ino);
+      if (S_ISDIR(node->type) && (node->in_upper || was_private.count(ino))) private_dirs.push_back(ino);
     }
     std::sort(order.begin(), order.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -191,7 +202,7 @@ Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
       if (node->aliases.size() != aliases.size()) relinked.push_back(node->ino);
     }
   }
-  NotifyKernel(split, relinked);
+  NotifyKernel(split, relinked, private_dirs);
   return Status::Ok();
 }
 
