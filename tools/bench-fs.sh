@@ -28,8 +28,9 @@ Progress lines ("run 2/3 overlayfs: stat ... 1.234 s") go to stderr.
 How it runs: runs are interleaved (run 1 of every system, then run 2 of every
 system, ...). In each run every system is mounted fresh twice: once over the
 tree for mount, stat, read, git status, create and compile (in that order, in
-the same mount), once over the big file for big-read and copy-up; after each
-the mount is removed with its private layer (buildfs: umount, rm). native
+the same mount), once over the big file for big-read and copy-up (and once
+more for copy-up-beside); after each the mount is removed with its private
+layer (buildfs: umount, rm). native
 runs the read-only workloads in the tree itself and writes into fresh
 directories in DIR/run/ (the same filesystem as DIR/data).
 
@@ -92,6 +93,11 @@ Workloads (rows of the table, in the order they run; --only takes these names):
   copy-up bytes      (comes with copy-up) what that write added to the private
                      layer: du -sb of the upper directory after minus before,
                      in MiB (buildfs: WS/.buildfs/builds/bigN/upper); no ratio
+  copy-up-beside     mkdir, create and stat of a new file beside big.img,
+                     started 0.3 s into the same dd (page cache dropped first)
+                     on a fresh mount: how long other requests wait while a
+                     big file is copied up (native: in a fresh directory
+                     beside the native file)
   ls-wide-cold       ls -l of one directory of 100,000 empty files
                      (DIR/data/wide) through a third mount made for it per run
                      (buildfs: the build widebase branched as wideN), page
@@ -167,7 +173,7 @@ big_mib=2048
 
 all_systems=(native overlayfs fuse-overlayfs buildfs)
 all_workloads=(mount stat read git-status-first git-status-second create compile
-  big-read-cold big-read-warm copy-up ls-wide-cold ls-wide-warm)
+  big-read-cold big-read-warm copy-up copy-up-beside ls-wide-cold ls-wide-warm)
 
 fail_usage() { echo "bench-fs: $*" >&2; exit 2; }
 need_arg() { [[ $# -ge 2 && -n $2 ]] || fail_usage "$1 needs a value (see --help)"; }
@@ -235,7 +241,7 @@ selected() { [[ -n ${sel[$1]:-} ]]; }
 tree_work=0 big_work=0 wide_work=0
 for w in mount stat read git-status-first git-status-second create; do selected "$w" && tree_work=1; done
 selected compile && [[ $skip_compile -eq 0 ]] && tree_work=1
-for w in big-read-cold big-read-warm copy-up; do selected "$w" && big_work=1; done
+for w in big-read-cold big-read-warm copy-up copy-up-beside; do selected "$w" && big_work=1; done
 for w in ls-wide-cold ls-wide-warm; do selected "$w" && wide_work=1; done
 compile_target=${compile_target//,/ }
 read -r -a compile_args <<<"$compile_target"
@@ -585,6 +591,7 @@ w_compile() { make -j"$jobs" O="$1" "${compile_args[@]}"; }
 w_big_read() { dd if="$1" of=/dev/null bs=1M status=none; }
 w_ls() { ls -l >/dev/null; }
 w_copy_up() { dd if=/dev/zero of="$1" bs=4k count=1 seek=1000 conv=notrunc status=none; }
+w_beside() { mkdir "$1/beside" && touch "$1/beside/x" && stat "$1/beside/x" >/dev/null; }
 
 # find_pid PROG ARG...: the process whose argv[0] ends in PROG and whose other
 # arguments include every ARG.
@@ -772,6 +779,18 @@ big_phase() {
   fi
   record_rss rss-after-big
   teardown big
+  if selected copy-up-beside; then
+    local writer beside
+    setup big
+    file=$sys_root/big.img beside=$sys_root
+    [[ $sys != native ]] || beside=$run_dir/native-big
+    drop_caches
+    w_copy_up "$file" & writer=$!
+    sleep 0.3
+    measure copy-up-beside / w_beside "$beside" || true
+    wait "$writer" || true
+    teardown big
+  fi
 }
 
 wide_phase() {
@@ -914,7 +933,7 @@ if walks:
 print("ratio: median over runs of (run k of the system / run k of native); times are medians of %d runs, in seconds" % runs)
 tree = ("%s (%s entries, %.1f MiB)" % (env["B_TREE"], env["B_TREE_ENTRIES"], int(env["B_TREE_BYTES"]) / 1048576)
         if env["B_TREE"] else "not used")
-big = "%s MiB" % env["B_BIG_MIB"] if set(rows) & {"big-read-cold", "big-read-warm", "copy-up"} else "not used"
+big = "%s MiB" % env["B_BIG_MIB"] if set(rows) & {"big-read-cold", "big-read-warm", "copy-up", "copy-up-beside"} else "not used"
 if "compile" not in rows:
     comp = "not run"
 elif compile_why:
