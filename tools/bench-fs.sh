@@ -492,6 +492,18 @@ EOF
 fi
 
 # --- data: the buildfs workspace -------------------------------------------------
+# import_once NAME DIR WANT: buildfs new NAME --from-dir DIR, unless NAME
+# exists and data/NAME.src records WANT (what it was made from).
+import_once() {
+  local name=$1 dir=$2 want=$3
+  if build_exists "$name" && [[ $(cat "$data/$name.src" 2>/dev/null) == "$want" ]]; then return 0; fi
+  rm -f "$data/$name.src"
+  if build_exists "$name"; then quiet bfs rm --force "$name"; fi
+  note "buildfs new $name --from-dir $dir (once)"
+  quiet bfs new "$name" --from-dir "$dir"
+  echo "$want" >"$data/$name.src"
+}
+
 if has buildfs; then
   [[ -d $ws/.buildfs ]] || quiet "$buildfs" init "$ws"
   for b in $(run_builds); do
@@ -513,20 +525,8 @@ if has buildfs; then
     quiet bfs umount base
     echo "$want_base" >"$data/base.src"
   fi
-  want_big="$big_bytes"
-  if [[ $big_work -eq 1 ]] && { ! build_exists bigbase || [[ $(cat "$data/bigbase.src" 2>/dev/null) != "$want_big" ]]; }; then
-    rm -f "$data/bigbase.src"
-    if build_exists bigbase; then quiet bfs rm --force bigbase; fi
-    note "buildfs new bigbase --from-dir $big_dir (once)"
-    quiet bfs new bigbase --from-dir "$big_dir"
-    echo "$want_big" >"$data/bigbase.src"
-  fi
-  if [[ $wide_work -eq 1 ]] && { ! build_exists widebase || [[ ! -f $data/widebase.src ]]; }; then
-    if build_exists widebase; then quiet bfs rm --force widebase; fi
-    note "buildfs new widebase --from-dir $wide_dir (once)"
-    quiet bfs new widebase --from-dir "$wide_dir"
-    echo wide >"$data/widebase.src"
-  fi
+  [[ $big_work -eq 0 ]] || import_once bigbase "$big_dir" "$big_bytes"
+  [[ $wide_work -eq 0 ]] || import_once widebase "$wide_dir" wide
 fi
 
 # --- can the compile run? ------------------------------------------------------

@@ -243,10 +243,8 @@ void DoReadDir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info* fi
   // opendir: the kernel keeps what it reads from here as current unless the
   // directory changes after this point.
   if (off == 0 || !dh->listed) {
-    auto fresh = Ov(req)->OpenDir(dh->ino);
-    if (!fresh.ok()) return ReplyErr(req, fresh.status());
-    dh->entries = std::move(fresh.value()->entries);
-    dh->listed = true;
+    Status listed = Ov(req)->List(dh);
+    if (!listed.ok()) return ReplyErr(req, listed);
   }
   std::vector<char> buf(size);
   size_t used = 0;

@@ -388,24 +388,36 @@ Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino, bool list) {
   std::lock_guard lock(mu_);
   BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(ino));
   BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*dir));
-  std::vector<MergedName> names;
-  if (list) {
-    BUILDFS_ASSIGN_OR_RETURN(names, ListingOf(*dir, path));
-  }
   auto h = std::make_unique<DirHandle>();
-  h->listed = list;
   h->ino = ino;
   h->cacheable = true;
   for (const auto& src : dir->lower) {
     const Layer& layer = *layers_[src.layer].layer;
     if (!layer.immutable() && layer.HoldsEntriesIn(Materialize(src, path).path)) h->cacheable = false;
   }
-  uint64_t parent = dir->aliases.empty() ? kRootIno : dir->aliases.front().first;
-  h->entries.push_back({".", ino, S_IFDIR, 1});
+  BUILDFS_RETURN_IF_ERROR(FillListing(*dir, path, list, h.get()));
+  return h;
+}
+
+Status Overlay::List(DirHandle* h) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(h->ino));
+  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*dir));
+  return FillListing(*dir, path, /*names=*/true, h);
+}
+
+Status Overlay::FillListing(Node& dir, const std::string& path, bool names, DirHandle* h) {
+  std::vector<MergedName> listing;
+  if (names) {
+    BUILDFS_ASSIGN_OR_RETURN(listing, ListingOf(dir, path));
+  }
+  uint64_t parent = dir.aliases.empty() ? kRootIno : dir.aliases.front().first;
+  h->entries.clear();
+  h->entries.push_back({".", dir.ino, S_IFDIR, 1});
   h->entries.push_back({"..", parent, S_IFDIR, 2});
   // Numbers and types are learned when the entries are read (readdir) or
   // looked up (readdirplus), not here: a listing may be read only in part.
-  for (const auto& n : names) {
+  for (const auto& n : listing) {
     // Positions above 2, below 2^63 (an off_t); two names sharing one are
     // as unlikely as a 63-bit hash collision.
     const uint64_t pos = std::max<uint64_t>(3, std::hash<std::string>{}(n.name) >> 1);
@@ -414,7 +426,8 @@ Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino, bool list) {
   std::sort(h->entries.begin() + 2, h->entries.end(), [](const DirEntryOut& a, const DirEntryOut& b) {
     return a.next != b.next ? a.next < b.next : a.name < b.name;
   });
-  return h;
+  h->listed = names;
+  return Status::Ok();
 }
 
 size_t DirHandle::IndexAt(uint64_t pos) const {

@@ -185,6 +185,8 @@ class Overlay {
   // Without `list`, only "." and ".." (the listing is taken later, when it
   // is read: see the FUSE adapter's readdir).
   Result<std::unique_ptr<DirHandle>> OpenDir(uint64_t ino, bool list = true);
+  // Takes the directory's listing (again) into an open handle.
+  Status List(DirHandle* h);
   // The number and type of `name` in directory `dir_ino` (no lookup counted).
   Result<DirEntryOut> ReadDirEntry(uint64_t dir_ino, const std::string& name);
 
@@ -335,6 +337,9 @@ class Overlay {
   Result<EntryOut> AttrOf(Node& node);
   // st_nlink of a merged directory: 2 + the subdirectories the merge shows.
   Result<nlink_t> MergedLinks(Node& dir, const std::string& path);
+  // A handle's entries: "." and "..", then (with `names`) the listing in
+  // the order of its positions.
+  Status FillListing(Node& dir, const std::string& path, bool names, DirHandle* h);
 
   // --- nodes ---
   Result<Node*> Get(uint64_t ino);
