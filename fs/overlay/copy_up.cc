@@ -1,6 +1,7 @@
 // Copy-up: moving an entry from a lower layer into the upper on its first
-// modification, atomically (built whole in work/, then renamed into place).
-// REQUIRES: mu_ held by the caller; CopyUpData releases it during the copy.
+// modification, atomically (built whole in work/, then renamed into place)
+// under the lock of the directory it goes into; CopyUpData copies a writer's
+// data with no lock held and takes the lock only to install the copy.
 //
 // A whole file is copied (copy_file_range, so the kernel may share extents).
 // Big files will get a chunk map instead (DESIGN.md, "Big files"); CopyToWork
@@ -73,68 +74,119 @@ Status Overlay::CopyUpRoot() {
   return SetIno(root.dir->get(), root.name, kRootIno);
 }
 
-Status Overlay::CopyUp(Node& node, bool with_data) {
-  if (node.ino == kRootIno) return CopyUpRoot();
-  if (node.in_upper || node.orphan) return Status::Ok();
-  if (node.removed || node.aliases.empty()) return Status::Error(ENOENT, "copy-up of a removed entry");
-  BUILDFS_ASSIGN_OR_RETURN(Node * parent, Get(node.aliases.front().first));
-  BUILDFS_RETURN_IF_ERROR(CopyUp(*parent));
-  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
-  if (node.lower.empty()) return Status::Error(EIO, path + ": no layer holds it");
-  const Source src = Materialize(node.lower.front(), path);
-  BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent tmp, upper_.NewWorkEntry("copyup", node.ino));
-  BUILDFS_RETURN_IF_ERROR(CopyToWork(*layers_[src.layer].layer, src.path, tmp, node.ino, with_data));
-  return InstallCopy(node, tmp, path);
+Status Overlay::CopyUp(uint64_t ino, bool with_data) {
+  if (ino == kRootIno) {
+    if (root_up_.load()) return Status::Ok();
+    DirLocks root(this, {{kRootIno, true}});
+    BUILDFS_RETURN_IF_ERROR(CopyUpRoot());
+    root_up_ = true;
+    return Status::Ok();
+  }
+  for (;;) {
+    Pin node;
+    uint64_t parent = 0;
+    {
+      std::lock_guard lock(mu_);
+      BUILDFS_ASSIGN_OR_RETURN(Node * n, Get(ino));
+      if (n->in_upper || n->orphan) return Status::Ok();
+      if (n->removed || n->aliases.empty()) return Status::Error(ENOENT, "copy-up of a removed entry");
+      node = Pin(this, n);
+      parent = n->aliases.front().first;
+    }
+    BUILDFS_RETURN_IF_ERROR(CopyUp(parent));
+    DirLocks dirs(this, {{parent, true}});
+    View view;
+    {
+      std::lock_guard lock(mu_);
+      Node* n = node.get();
+      if (n->in_upper || n->orphan) return Status::Ok();
+      if (n->removed || n->aliases.empty()) return Status::Error(ENOENT, "copy-up of a removed entry");
+      if (n->aliases.front().first != parent) continue;  // moved meanwhile: its new parent's lock
+      BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*n));
+    }
+    if (view.lower.empty()) return Status::Error(EIO, view.path + ": no layer holds it");
+    const Source& src = view.lower.front();
+    BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent tmp, upper_.NewWorkEntry("copyup", ino));
+    BUILDFS_RETURN_IF_ERROR(CopyToWork(*layers_[src.layer].layer, src.path, tmp, ino, with_data));
+    return InstallCopy(node.get(), tmp, view.path);
+  }
 }
 
-Status Overlay::InstallCopy(Node& node, const UpperLayer::Parent& tmp, const std::string& path) {
+Status Overlay::InstallCopy(Node* node, const UpperLayer::Parent& tmp, const std::string& path) {
   BUILDFS_RETURN_IF_ERROR(upper_.Install(tmp, path, /*over_whiteout=*/false));
-  node.in_upper = true;
-  ForgetLearned(node);
-  if (!S_ISDIR(node.type)) {
-    node.lower.clear();
-    ++node.generation;
+  std::lock_guard lock(mu_);
+  node->in_upper = true;
+  ForgetLearned(*node);
+  if (!S_ISDIR(node->type)) {
+    node->lower.clear();
+    ++node->generation;
   }
   return Status::Ok();
 }
 
-Status Overlay::CopyUpData(Node& node) {
-  if (!S_ISREG(node.type) || node.in_upper || node.orphan || node.removed || node.lower.empty() ||
-      node.aliases.empty()) {
-    return Status::Ok();  // nothing to copy, or CopyUp's business
+Status Overlay::CopyUpData(uint64_t ino) {
+  for (;;) {
+    Pin node;
+    std::shared_ptr<Layer> layer;  // lives through a stack change
+    std::string from;
+    uint64_t generation = 0;
+    {
+      std::shared_lock tree(tree_mu_);
+      uint64_t parent = 0;
+      {
+        std::lock_guard lock(mu_);
+        BUILDFS_ASSIGN_OR_RETURN(Node * n, Get(ino));
+        if (!S_ISREG(n->type) || n->in_upper || n->orphan || n->removed || n->lower.empty() ||
+            n->aliases.empty()) {
+          return Status::Ok();  // nothing to copy, or CopyUp's business
+        }
+        node = Pin(this, n);
+        parent = n->aliases.front().first;
+        // A file with its data below is never renamed (a rename copies it up
+        // first): its path here is where its source is.
+        BUILDFS_ASSIGN_OR_RETURN(Source src, TopSource(*n));
+        layer = layers_[src.layer].layer;
+        from = src.path;
+        generation = n->generation.load();
+      }
+      BUILDFS_RETURN_IF_ERROR(CopyUp(parent));
+    }
+    BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent tmp, upper_.NewWorkEntry("copyup", ino));
+    BUILDFS_RETURN_IF_ERROR(CopyToWork(*layer, from, tmp, ino, /*with_data=*/true));
+    // Meanwhile the file may have been copied up (a rename, a chmod),
+    // removed, or moved with its directory, and the stack may have changed:
+    // install only if it is still needed, at the path it has now.
+    std::shared_lock tree(tree_mu_);
+    auto locked = LockNode(ino, /*exclusive=*/true);
+    if (!locked.ok()) {
+      upper_.Discard(tmp);
+      return locked.status();
+    }
+    std::string path;
+    {
+      std::lock_guard lock(mu_);
+      Node* n = node.get();
+      bool stale = n->generation.load() != generation;
+      bool done = n->in_upper || n->orphan;
+      bool gone = n->removed || n->lower.empty() || n->aliases.empty();
+      if (!stale && !done && !gone) {
+        auto now = PathOf(*n);
+        if (now.ok()) path = now.value();
+        gone = !now.ok();
+      }
+      if (stale || done || gone) {
+        upper_.Discard(tmp);
+        if (done) return Status::Ok();
+        if (gone) return Status::Error(ENOENT, "removed while it was copied up");
+        continue;  // the stack changed: copy again from where the data is now
+      }
+    }
+    return InstallCopy(node.get(), tmp, path);
   }
-  BUILDFS_ASSIGN_OR_RETURN(Node * parent, Get(node.aliases.front().first));
-  BUILDFS_RETURN_IF_ERROR(CopyUp(*parent));
-  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
-  const Source src = Materialize(node.lower.front(), path);
-  std::shared_ptr<Layer> layer = layers_[src.layer].layer;  // lives through a stack change
-  BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent tmp, upper_.NewWorkEntry("copyup", node.ino));
-  const uint64_t generation = node.generation.load();
-  ++node.open_count;  // kept in the table while mu_ is released
-  mu_.unlock();
-  Status copied = CopyToWork(*layer, src.path, tmp, node.ino, /*with_data=*/true);
-  mu_.lock();
-  --node.open_count;
-  if (!copied.ok()) return copied;
-  // Meanwhile the file may have been copied up under the lock (a rename, a
-  // chmod), removed, or moved with its directory: install only if it is
-  // still needed, at the path it has now.
-  if (node.in_upper || node.removed || node.lower.empty() || node.generation.load() != generation) {
-    upper_.Discard(tmp);
-    if (node.removed) return Status::Error(ENOENT, path);
-    return Status::Ok();
-  }
-  auto now = PathOf(node);
-  Status st = now.ok() ? CopyUp(*parent) : now.status();
-  if (!st.ok()) {
-    upper_.Discard(tmp);
-    return st;
-  }
-  return InstallCopy(node, tmp, now.value());
 }
 
-bool Overlay::LowerHas(const Node& parent, const std::string& parent_path, const std::string& name) {
-  auto r = Resolve(parent, parent_path, name, /*skip_upper=*/true);
+bool Overlay::LowerHas(const View& parent, const std::string& name) {
+  auto r = Resolve(parent, name, /*skip_upper=*/true);
   return !r.ok() || r->found;  // when unsure, keep a whiteout: it is harmless
 }
 
@@ -155,11 +207,13 @@ Result<LayerEntry> Overlay::UpperEntry(const std::string& path) {
   return layers_[0].layer->Lookup(path);
 }
 
-Status Overlay::MakeOrphan(Node& node, const std::string& path, bool last_link) {
+Status Overlay::MakeOrphan(Node* node, const std::string& path, bool last_link) {
   BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent at, upper_.OpenParent(path));
-  BUILDFS_RETURN_IF_ERROR(upper_.MakeOrphan(at, node.ino, last_link));
-  node.orphan = true;
-  node.in_upper = false;
+  BUILDFS_RETURN_IF_ERROR(upper_.MakeOrphan(at, node->ino, last_link));
+  std::lock_guard lock(mu_);
+  node->orphan = true;
+  node->in_upper = false;
+  ++node->changes;
   return Status::Ok();
 }
 

@@ -36,6 +36,116 @@ size_t Overlay::node_count() {
   return nodes_.size();
 }
 
+// ---- locks ----
+
+Overlay::Pin::Pin(Overlay* overlay, Node* node) : overlay_(overlay), node_(node) { ++node_->pins; }
+
+Overlay::Pin& Overlay::Pin::operator=(Pin&& other) noexcept {
+  if (this != &other) {
+    reset();
+    overlay_ = other.overlay_;
+    node_ = other.node_;
+    other.node_ = nullptr;
+  }
+  return *this;
+}
+
+void Overlay::Pin::reset() {
+  if (!node_) return;
+  {
+    std::lock_guard lock(overlay_->mu_);
+    --node_->pins;
+    overlay_->MaybeErase(node_);
+  }
+  node_ = nullptr;
+  overlay_->DropDeadOrphans();
+}
+
+Overlay::DirLocks::DirLocks(Overlay* overlay, std::vector<std::pair<uint64_t, bool>> dirs) : overlay_(overlay) {
+  std::sort(dirs.begin(), dirs.end());
+  for (const auto& [ino, exclusive] : dirs) {
+    if (!held_.empty() && held_.back().ino == ino) {
+      held_.back().exclusive |= exclusive;
+      continue;
+    }
+    held_.push_back({ino, exclusive, nullptr});
+  }
+  for (auto& h : held_) {
+    {
+      std::lock_guard lock(overlay_->dir_locks_mu_);
+      auto& slot = overlay_->dir_locks_[h.ino];
+      if (!slot) slot = std::make_unique<DirLock>();
+      ++slot->users;
+      h.lock = slot.get();
+    }
+    if (h.exclusive) {
+      h.lock->mu.lock();
+    } else {
+      h.lock->mu.lock_shared();
+    }
+  }
+}
+
+Overlay::DirLocks& Overlay::DirLocks::operator=(DirLocks&& other) noexcept {
+  if (this != &other) {
+    Unlock();
+    overlay_ = other.overlay_;
+    held_ = std::move(other.held_);
+    other.held_.clear();
+  }
+  return *this;
+}
+
+void Overlay::DirLocks::Unlock() {
+  for (auto it = held_.rbegin(); it != held_.rend(); ++it) {
+    if (it->exclusive) {
+      it->lock->mu.unlock();
+    } else {
+      it->lock->mu.unlock_shared();
+    }
+    std::lock_guard lock(overlay_->dir_locks_mu_);
+    if (--it->lock->users == 0) overlay_->dir_locks_.erase(it->ino);
+  }
+  held_.clear();
+}
+
+Result<Overlay::LockedNode> Overlay::LockNode(uint64_t ino, bool exclusive,
+                                              std::vector<std::pair<uint64_t, bool>> extra) {
+  for (;;) {
+    LockedNode locked;
+    uint64_t parent = 0;
+    {
+      std::lock_guard lock(mu_);
+      BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
+      locked.pin = Pin(this, node);
+      if (node->ino != kRootIno && !node->orphan && !node->removed && !node->aliases.empty()) {
+        parent = node->aliases.front().first;
+      }
+    }
+    auto dirs = extra;
+    if (parent != 0) dirs.emplace_back(parent, exclusive);
+    locked.dirs = DirLocks(this, std::move(dirs));
+    {
+      std::lock_guard lock(mu_);
+      Node* node = locked.pin.get();
+      const uint64_t now = node->ino != kRootIno && !node->orphan && !node->removed && !node->aliases.empty()
+                               ? node->aliases.front().first
+                               : 0;
+      if (now == parent) return locked;
+    }
+    // Renamed, removed or orphaned meanwhile: again, with the lock it needs now.
+  }
+}
+
+void Overlay::DropDeadOrphans() {
+  std::vector<uint64_t> dead;
+  {
+    std::lock_guard lock(mu_);
+    dead.swap(dead_orphans_);
+  }
+  for (uint64_t ino : dead) upper_.DropOrphan(ino);
+}
+
 // ---- nodes ----
 
 Result<Overlay::Node*> Overlay::Get(uint64_t ino) {
@@ -64,6 +174,31 @@ Result<std::string> Overlay::PathOf(const Node& node) const {
   std::string path;
   for (auto it = parts.rbegin(); it != parts.rend(); ++it) path = JoinPath(path, **it);
   return path;
+}
+
+Result<Overlay::View> Overlay::ViewOf(const Node& node, const std::string* path) const {
+  View v;
+  v.ino = node.ino;
+  v.type = node.type;
+  v.in_upper = node.in_upper;
+  v.orphan = node.orphan;
+  v.removed = node.removed;
+  v.changes = node.changes;
+  v.generation = node.generation.load();
+  v.open_count = node.open_count;
+  v.aliases = node.aliases.size();
+  if (node.attr) v.attr = *node.attr;
+  if (node.removed_attr) v.removed_attr = *node.removed_attr;
+  if (!node.orphan && !node.removed) {
+    if (path) {
+      v.path = *path;
+    } else {
+      BUILDFS_ASSIGN_OR_RETURN(v.path, PathOf(node));
+    }
+  }
+  v.lower.reserve(node.lower.size());
+  for (const auto& src : node.lower) v.lower.push_back(Materialize(src, v.path));
+  return v;
 }
 
 void Overlay::AddAlias(Node* node, uint64_t parent, const std::string& name) {
@@ -96,10 +231,11 @@ void Overlay::DropAlias(Node* node, uint64_t parent, const std::string& name) {
 }
 
 void Overlay::MaybeErase(Node* node) {
-  if (node->ino == kRootIno || node->nlookup > 0 || node->open_count > 0 || node->child_refs > 0) {
+  if (node->ino == kRootIno || node->nlookup > 0 || node->open_count > 0 || node->pins > 0 ||
+      node->child_refs > 0) {
     return;
   }
-  if (node->orphan) upper_.DropOrphan(node->ino);
+  if (node->orphan) dead_orphans_.push_back(node->ino);  // deleted once mu_ is released
   auto aliases = std::move(node->aliases);
   uint64_t ino = node->ino;
   nodes_.erase(ino);  // `node` is gone from here on
@@ -116,18 +252,15 @@ void Overlay::MaybeErase(Node* node) {
   }
 }
 
-void Overlay::MarkRemoved(Node* node, const std::string& path) {
+void Overlay::MarkRemoved(Node* node, const struct stat& top) {
   if (!node->aliases.empty() || node->orphan || node->removed) return;
   if (node->open_count > 0 && !node->in_upper && !node->lower.empty() && !S_ISDIR(node->type)) {
-    const Source src = Materialize(node->lower.front(), path);
-    auto e = layers_[src.layer].layer->Lookup(src.path);
-    if (e.ok() && e->kind == LayerEntry::kPresent) {
-      node->removed_attr = std::make_unique<struct stat>(e->st);
-      node->removed_attr->st_nlink = 0;
-    }
+    node->removed_attr = std::make_unique<struct stat>(top);
+    node->removed_attr->st_nlink = 0;
   }
   node->removed = true;
   node->lower.clear();
+  ++node->changes;
 }
 
 Overlay::Node* Overlay::Remember(uint64_t parent, const std::string& name, const Resolved& r) {
@@ -162,6 +295,7 @@ void Overlay::ForgetLearned(Node& node) {
   node.xattrs.reset();
   if (node.dir) node.dir->listing.reset();
   node.subdirs = -1;
+  ++node.changes;
 }
 
 Overlay::CachedAttr Overlay::CachedAttr::From(const struct stat& st) {
@@ -196,7 +330,7 @@ struct stat Overlay::CachedAttr::ToStat() const {
 }
 
 Overlay::Node* Overlay::KnownChild(Node& dir, const std::string& name) {
-  if (!dir.dir || !StableFor(dir, name)) return nullptr;
+  if (!dir.dir || !StableFor(dir.lower, name)) return nullptr;
   auto known = dir.dir->children.find(std::hash<std::string>{}(name));
   if (known == dir.dir->children.end()) return nullptr;
   auto it = nodes_.find(known->second);
@@ -207,21 +341,24 @@ Overlay::Node* Overlay::KnownChild(Node& dir, const std::string& name) {
   return nullptr;  // another name with the same hash
 }
 
-bool Overlay::Stable(const Node& dir) const {
-  for (const auto& src : dir.lower) {
+bool Overlay::Stable(const std::vector<Source>& dir_lower) const {
+  for (const auto& src : dir_lower) {
     if (!layers_[src.layer].layer->immutable()) return false;
   }
   return true;
 }
 
-Result<EntryOut> Overlay::Entry(Node* node) {
-  auto out = AttrOf(*node);
-  if (out.ok()) ++node->nlookup;
+Result<EntryOut> Overlay::Entry(Node* node, const std::string* path) {
+  auto out = AttrOf(node, path);
+  if (out.ok()) {
+    std::lock_guard lock(mu_);
+    ++node->nlookup;
+  }
   return out;
 }
 
-bool Overlay::StableFor(const Node& dir, const std::string& name) const {
-  for (const auto& src : dir.lower) {
+bool Overlay::StableFor(const std::vector<Source>& dir_lower, const std::string& name) const {
+  for (const auto& src : dir_lower) {
     const Layer& layer = *layers_[src.layer].layer;
     if (layer.immutable()) continue;
     if (!src.at_node && !layer.Covers(JoinPath(src.path, name))) continue;  // e.g. cache/ at the root
@@ -233,18 +370,36 @@ bool Overlay::StableFor(const Node& dir, const std::string& name) const {
 // ---- lookups and attributes ----
 
 Result<EntryOut> Overlay::Lookup(uint64_t parent, const std::string& name) {
-  std::lock_guard lock(mu_);
-  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(parent));
-  // A name looked up before, in a directory only this overlay changes.
-  if (Node* known = KnownChild(*dir, name)) return Entry(known);
-  BUILDFS_ASSIGN_OR_RETURN(std::string dir_path, PathOf(*dir));
-  BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, dir_path, name));
+  std::shared_lock tree(tree_mu_);
+  DirLocks dirs(this, {{parent, false}});
+  Pin dir;
+  View view;
+  {
+    std::unique_lock lock(mu_);
+    BUILDFS_ASSIGN_OR_RETURN(Node * d, GetDir(parent));
+    // A name looked up before, in a directory only this overlay changes.
+    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*d));
+    if (Node* known = KnownChild(*d, name)) {
+      Pin child(this, known);
+      lock.unlock();
+      const std::string path = JoinPath(view.path, name);
+      return Entry(known, &path);
+    }
+    dir = Pin(this, d);
+  }
+  BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(view, name));
   if (!r.found) {
     EntryOut negative;
-    negative.immutable = StableFor(*dir, name);
+    negative.immutable = StableFor(view.lower, name);
     return negative;
   }
-  return Entry(Remember(parent, name, r));
+  Pin child;
+  {
+    std::lock_guard lock(mu_);
+    child = Pin(this, Remember(parent, name, r));
+  }
+  const std::string path = JoinPath(view.path, name);
+  return Entry(child.get(), &path);
 }
 
 void Overlay::Forget(uint64_t ino, uint64_t nlookup) {
@@ -264,26 +419,32 @@ void Overlay::Forget(uint64_t ino, uint64_t nlookup) {
       trim = true;
     }
   }
+  DropDeadOrphans();
   if (trim) malloc_trim(0);
 }
 
 Result<EntryOut> Overlay::GetAttr(uint64_t ino) {
-  std::lock_guard lock(mu_);
-  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
-  return AttrOf(*node);
+  std::shared_lock tree(tree_mu_);
+  BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
+  return AttrOf(node.pin.get());
 }
 
-Result<DirLayer::Parent> Overlay::UpperRef(Node& node) {
-  if (node.orphan) return upper_.OrphanRef(node.ino);
-  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
-  return upper_.OpenParent(path);
+Result<DirLayer::Parent> Overlay::UpperRef(const View& view) {
+  if (view.orphan) return upper_.OrphanRef(view.ino);
+  if (view.removed) return Status::Error(ENOENT, "removed");
+  return upper_.OpenParent(view.path);
 }
 
 Result<EntryOut> Overlay::SetAttr(uint64_t ino, const SetAttrIn& in, FileHandle* /*fh*/) {
-  std::lock_guard lock(mu_);
-  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
-  BUILDFS_RETURN_IF_ERROR(CopyUp(*node));
-  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(*node));
+  std::shared_lock tree(tree_mu_);
+  BUILDFS_RETURN_IF_ERROR(CopyUp(ino));
+  BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
+  View view;
+  {
+    std::lock_guard lock(mu_);
+    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node.pin.get()));
+  }
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(view));
   int dir = ref.dir->get();
   const char* name = ref.name.c_str();
   // chown(-1, -1) changes the ctime alone; so does any chown.
@@ -292,7 +453,7 @@ Result<EntryOut> Overlay::SetAttr(uint64_t ino, const SetAttrIn& in, FileHandle*
                in.set_gid ? in.gid : static_cast<gid_t>(-1), AT_SYMLINK_NOFOLLOW) != 0) {
     return Status::FromErrno("chown");
   }
-  if (in.set_mode && !S_ISLNK(node->type) && fchmodat(dir, name, in.mode & 07777, 0) != 0) {
+  if (in.set_mode && !S_ISLNK(view.type) && fchmodat(dir, name, in.mode & 07777, 0) != 0) {
     return Status::FromErrno("chmod");
   }
   if (in.set_size) {
@@ -308,55 +469,60 @@ Result<EntryOut> Overlay::SetAttr(uint64_t ino, const SetAttrIn& in, FileHandle*
     if (in.set_mtime) ts[1] = in.mtime_now ? timespec{0, UTIME_NOW} : in.mtime;
     if (utimensat(dir, name, ts, AT_SYMLINK_NOFOLLOW) != 0) return Status::FromErrno("utimens");
   }
-  return AttrOf(*node);
+  return AttrOf(node.pin.get(), view.orphan ? nullptr : &view.path);
 }
 
 Result<std::string> Overlay::ReadLink(uint64_t ino) {
-  std::lock_guard lock(mu_);
-  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
-  if (!S_ISLNK(node->type)) return Status::Error(EINVAL, "not a symlink");
-  if (node->in_upper) {
-    BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*node));
-    return layers_[0].layer->ReadLink(path);
+  std::shared_lock tree(tree_mu_);
+  BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
+  View view;
+  {
+    std::lock_guard lock(mu_);
+    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node.pin.get()));
   }
-  if (node->lower.empty()) return Status::Error(ENOENT, "removed");
-  BUILDFS_ASSIGN_OR_RETURN(Source src, TopSource(*node));
-  return layers_[src.layer].layer->ReadLink(src.path);
+  if (!S_ISLNK(view.type)) return Status::Error(EINVAL, "not a symlink");
+  if (view.in_upper) return layers_[0].layer->ReadLink(view.path);
+  if (view.lower.empty()) return Status::Error(ENOENT, "removed");
+  return layers_[view.lower.front().layer].layer->ReadLink(view.lower.front().path);
 }
 
-Result<struct statvfs> Overlay::StatFs() { return upper_.StatFs(); }
+Result<struct statvfs> Overlay::StatFs() {
+  std::shared_lock tree(tree_mu_);
+  return upper_.StatFs();
+}
 
 // ---- open files ----
 
-Result<UniqueFd> Overlay::OpenNode(Node& node, int flags, bool write, bool with_data) {
+Result<UniqueFd> Overlay::OpenView(const View& view, int flags) {
   // Only flags that mean something for the layer file: the kernel's open
   // flags carry bits (e.g. for exec) that openat2 refuses.
   int oflags = (flags & (O_ACCMODE | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME)) | O_CLOEXEC;
-  if (write) BUILDFS_RETURN_IF_ERROR(CopyUp(node, with_data));
-  if (node.orphan) return upper_.OpenOrphan(node.ino, oflags);
-  if (node.in_upper) {
-    BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
-    return upper_.Open(path, oflags);
-  }
-  if (node.lower.empty()) return Status::Error(ENOENT, "removed");
-  BUILDFS_ASSIGN_OR_RETURN(Source src, TopSource(node));
+  if (view.orphan) return upper_.OpenOrphan(view.ino, oflags);
+  if (view.in_upper) return upper_.Open(view.path, oflags);
+  if (view.removed || view.lower.empty()) return Status::Error(ENOENT, "removed");
+  if ((flags & O_ACCMODE) != O_RDONLY) return Status::Error(EAGAIN, "not copied up");
+  const Source& src = view.lower.front();
   return layers_[src.layer].layer->Open(src.path, O_RDONLY | (oflags & O_NOATIME));
 }
 
 Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   const bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
-  // A copy-up for writing runs partly without mu_; never across a stack switch.
-  std::shared_lock switching(switch_mu_, std::defer_lock);
-  if (write) switching.lock();
-  std::lock_guard lock(mu_);
-  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
-  if (S_ISDIR(node->type)) return Status::Error(EISDIR, "open");
-  if (write && !(flags & O_TRUNC)) BUILDFS_RETURN_IF_ERROR(CopyUpData(*node));
-  // O_TRUNC: no point copying up what is about to be thrown away.
-  BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenNode(*node, flags, write, !(flags & O_TRUNC)));
+  // A writer's data is copied up with no lock held; O_TRUNC: no point
+  // copying up what is about to be thrown away.
+  if (write && !(flags & O_TRUNC)) BUILDFS_RETURN_IF_ERROR(CopyUpData(ino));
+  std::shared_lock tree(tree_mu_);
+  if (write) BUILDFS_RETURN_IF_ERROR(CopyUp(ino, !(flags & O_TRUNC)));
+  BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
+  View view;
+  {
+    std::lock_guard lock(mu_);
+    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node.pin.get()));
+  }
+  if (S_ISDIR(view.type)) return Status::Error(EISDIR, "open");
+  BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenView(view, flags));
   if (flags & O_TRUNC) {
     // The handle may be read-only (O_RDONLY|O_TRUNC): truncate through a writer.
-    BUILDFS_ASSIGN_OR_RETURN(UniqueFd writer, OpenNode(*node, O_WRONLY, true));
+    BUILDFS_ASSIGN_OR_RETURN(UniqueFd writer, OpenView(view, O_WRONLY));
     if (ftruncate(writer.get(), 0) != 0) return Status::FromErrno("truncate");
   }
   auto fh = std::make_unique<FileHandle>();
@@ -365,55 +531,78 @@ Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   fh->ino = ino;
   fh->flags = flags;
   fh->writable = write;
-  fh->generation = node->generation.load();
-  fh->moved = &node->generation;
-  fh->keep_cache = node->in_upper || node->orphan ||
-                   (!node->lower.empty() && layers_[node->lower.front().layer].layer->immutable());
-  ++node->open_count;
+  fh->generation = view.generation;
+  std::lock_guard lock(mu_);
+  Node* n = node.pin.get();
+  fh->moved = &n->generation;
+  fh->keep_cache = view.in_upper || view.orphan ||
+                   (!view.lower.empty() && layers_[view.lower.front().layer].layer->immutable());
+  ++n->open_count;
   return fh;
 }
 
 void Overlay::Release(std::unique_ptr<FileHandle> fh) {
-  std::lock_guard lock(mu_);
-  auto it = nodes_.find(fh->ino);
-  fh.reset();  // close the fds before an orphan is deleted
-  if (it == nodes_.end()) return;
-  --it->second->open_count;
-  MaybeErase(it->second.get());
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(fh->ino);
+    fh.reset();  // close the fds before an orphan is deleted
+    if (it == nodes_.end()) return;
+    --it->second->open_count;
+    MaybeErase(it->second.get());
+  }
+  DropDeadOrphans();
 }
 
 // ---- directories ----
 
 Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino, bool list) {
-  std::lock_guard lock(mu_);
-  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(ino));
-  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*dir));
+  std::shared_lock tree(tree_mu_);
+  DirLocks dirs(this, {{ino, false}});
+  Pin dir;
+  View view;
+  {
+    std::lock_guard lock(mu_);
+    BUILDFS_ASSIGN_OR_RETURN(Node * d, GetDir(ino));
+    dir = Pin(this, d);
+    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*d));
+  }
   auto h = std::make_unique<DirHandle>();
   h->ino = ino;
   h->cacheable = true;
-  for (const auto& src : dir->lower) {
+  for (const auto& src : view.lower) {
     const Layer& layer = *layers_[src.layer].layer;
-    if (!layer.immutable() && layer.HoldsEntriesIn(Materialize(src, path).path)) h->cacheable = false;
+    if (!layer.immutable() && layer.HoldsEntriesIn(src.path)) h->cacheable = false;
   }
-  BUILDFS_RETURN_IF_ERROR(FillListing(*dir, path, list, h.get()));
+  BUILDFS_RETURN_IF_ERROR(FillListing(dir.get(), list, h.get()));
   return h;
 }
 
 Status Overlay::List(DirHandle* h) {
-  std::lock_guard lock(mu_);
-  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(h->ino));
-  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*dir));
-  return FillListing(*dir, path, /*names=*/true, h);
+  std::shared_lock tree(tree_mu_);
+  DirLocks dirs(this, {{h->ino, false}});
+  Pin dir;
+  {
+    std::lock_guard lock(mu_);
+    BUILDFS_ASSIGN_OR_RETURN(Node * d, GetDir(h->ino));
+    dir = Pin(this, d);
+  }
+  return FillListing(dir.get(), /*names=*/true, h);
 }
 
-Status Overlay::FillListing(Node& dir, const std::string& path, bool names, DirHandle* h) {
+Status Overlay::FillListing(Node* dir, bool names, DirHandle* h) {
+  View view;
+  uint64_t parent = kRootIno;
+  {
+    std::lock_guard lock(mu_);
+    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*dir));
+    if (!dir->aliases.empty()) parent = dir->aliases.front().first;
+  }
   std::vector<MergedName> listing;
   if (names) {
-    BUILDFS_ASSIGN_OR_RETURN(listing, ListingOf(dir, path));
+    BUILDFS_ASSIGN_OR_RETURN(listing, ListingOf(dir, view));
   }
-  uint64_t parent = dir.aliases.empty() ? kRootIno : dir.aliases.front().first;
   h->entries.clear();
-  h->entries.push_back({".", dir.ino, S_IFDIR, 1});
+  h->entries.push_back({".", view.ino, S_IFDIR, 1});
   h->entries.push_back({"..", parent, S_IFDIR, 2});
   // Numbers and types are learned when the entries are read (readdir) or
   // looked up (readdirplus), not here: a listing may be read only in part.
@@ -438,11 +627,16 @@ size_t DirHandle::IndexAt(uint64_t pos) const {
 }
 
 Result<DirEntryOut> Overlay::ReadDirEntry(uint64_t dir_ino, const std::string& name) {
-  std::lock_guard lock(mu_);
-  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(dir_ino));
-  if (Node* known = KnownChild(*dir, name)) return DirEntryOut{name, known->ino, known->type};
-  BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(*dir));
-  BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(*dir, path, name));
+  std::shared_lock tree(tree_mu_);
+  DirLocks dirs(this, {{dir_ino, false}});
+  View view;
+  {
+    std::lock_guard lock(mu_);
+    BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(dir_ino));
+    if (Node* known = KnownChild(*dir, name)) return DirEntryOut{name, known->ino, known->type};
+    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*dir));
+  }
+  BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(view, name));
   if (!r.found) return Status::Error(ENOENT, name);
   return DirEntryOut{name, r.ino, r.type};
 }
@@ -451,36 +645,38 @@ Result<DirEntryOut> Overlay::ReadDirEntry(uint64_t dir_ino, const std::string& n
 
 // Kept once read: lower layers never change, and the upper and work/ change
 // only through this overlay, which forgets them when it does.
-Result<Xattrs> Overlay::XattrsOf(Node& node) {
-  if (node.xattrs) return *node.xattrs;
-  BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, ReadXattrs(node));
-  if (node.ino == kRootIno || node.in_upper || node.orphan ||
-      (!node.lower.empty() && layers_[node.lower.front().layer].layer->immutable())) {
-    node.xattrs = std::make_unique<Xattrs>(xattrs);
+Result<Xattrs> Overlay::XattrsOf(Node* node) {
+  View view;
+  {
+    std::lock_guard lock(mu_);
+    if (node->xattrs) return *node->xattrs;
+    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node));
+  }
+  BUILDFS_ASSIGN_OR_RETURN(Xattrs xattrs, ReadXattrs(view));
+  if (view.ino == kRootIno || view.in_upper || view.orphan ||
+      (!view.lower.empty() && layers_[view.lower.front().layer].layer->immutable())) {
+    std::lock_guard lock(mu_);
+    if (node->changes == view.changes) node->xattrs = std::make_unique<Xattrs>(xattrs);
   }
   return xattrs;
 }
 
-Result<Xattrs> Overlay::ReadXattrs(Node& node) {
-  if (node.ino == kRootIno) {
+Result<Xattrs> Overlay::ReadXattrs(const View& view) {
+  if (view.ino == kRootIno) {
     BUILDFS_ASSIGN_OR_RETURN(size_t meta, RootMetaLayer());
     return layers_[meta].layer->ListXattrs("");
   }
-  if (node.orphan) return upper_.OrphanXattrs(node.ino);
-  if (node.in_upper) {
-    BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
-    return layers_[0].layer->ListXattrs(path);
-  }
-  if (node.lower.empty()) return Status::Error(ENOENT, "removed");
-  BUILDFS_ASSIGN_OR_RETURN(Source src, TopSource(node));
-  return layers_[src.layer].layer->ListXattrs(src.path);
+  if (view.orphan) return upper_.OrphanXattrs(view.ino);
+  if (view.in_upper) return layers_[0].layer->ListXattrs(view.path);
+  if (view.lower.empty()) return Status::Error(ENOENT, "removed");
+  return layers_[view.lower.front().layer].layer->ListXattrs(view.lower.front().path);
 }
 
 Result<std::string> Overlay::GetXattr(uint64_t ino, const std::string& name) {
-  std::lock_guard lock(mu_);
-  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
   if (IsInternalXattr(name)) return Status::Error(ENODATA, name);
-  BUILDFS_ASSIGN_OR_RETURN(Xattrs all, XattrsOf(*node));
+  std::shared_lock tree(tree_mu_);
+  BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
+  BUILDFS_ASSIGN_OR_RETURN(Xattrs all, XattrsOf(node.pin.get()));
   for (auto& [key, value] : all) {
     if (key == name) return std::move(value);
   }
@@ -488,40 +684,63 @@ Result<std::string> Overlay::GetXattr(uint64_t ino, const std::string& name) {
 }
 
 Result<std::vector<std::string>> Overlay::ListXattr(uint64_t ino) {
-  std::lock_guard lock(mu_);
-  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
-  BUILDFS_ASSIGN_OR_RETURN(Xattrs all, XattrsOf(*node));
+  std::shared_lock tree(tree_mu_);
+  BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
+  BUILDFS_ASSIGN_OR_RETURN(Xattrs all, XattrsOf(node.pin.get()));
   std::vector<std::string> names;
   for (auto& x : all) names.push_back(std::move(x.first));
   return names;
 }
 
 Status Overlay::SetXattr(uint64_t ino, const std::string& name, const std::string& value, int flags) {
-  std::lock_guard lock(mu_);
   if (IsInternalXattr(name)) return Status::Error(EPERM, name + ": reserved by buildfs");
-  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
-  BUILDFS_RETURN_IF_ERROR(CopyUp(*node));
-  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(*node));
-  std::string path = ProcPath(ref.dir->get(), ref.name);
-  node->xattrs.reset();
-  if (lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), flags) != 0) {
-    return Status::FromErrno(name);
+  std::shared_lock tree(tree_mu_);
+  BUILDFS_RETURN_IF_ERROR(CopyUp(ino));
+  BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
+  View view;
+  {
+    std::lock_guard lock(mu_);
+    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node.pin.get()));
   }
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(view));
+  std::string path = ProcPath(ref.dir->get(), ref.name);
+  const int rc = lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), flags);
+  const int err = errno;
+  {
+    std::lock_guard lock(mu_);
+    node->xattrs.reset();
+    ++node->changes;
+  }
+  if (rc != 0) return Status::Error(err, name);
   return Status::Ok();
 }
 
 Status Overlay::RemoveXattr(uint64_t ino, const std::string& name) {
-  std::lock_guard lock(mu_);
   if (IsInternalXattr(name)) return Status::Error(ENODATA, name);
-  BUILDFS_ASSIGN_OR_RETURN(Node * node, Get(ino));
-  BUILDFS_ASSIGN_OR_RETURN(Xattrs all, XattrsOf(*node));
-  bool present = std::any_of(all.begin(), all.end(), [&](const Xattr& x) { return x.first == name; });
-  if (!present) return Status::Error(ENODATA, name);
-  BUILDFS_RETURN_IF_ERROR(CopyUp(*node));
-  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(*node));
+  std::shared_lock tree(tree_mu_);
+  {
+    BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
+    BUILDFS_ASSIGN_OR_RETURN(Xattrs all, XattrsOf(node.pin.get()));
+    bool present = std::any_of(all.begin(), all.end(), [&](const Xattr& x) { return x.first == name; });
+    if (!present) return Status::Error(ENODATA, name);
+  }
+  BUILDFS_RETURN_IF_ERROR(CopyUp(ino));
+  BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
+  View view;
+  {
+    std::lock_guard lock(mu_);
+    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node.pin.get()));
+  }
+  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(view));
   std::string path = ProcPath(ref.dir->get(), ref.name);
-  node->xattrs.reset();
-  if (lremovexattr(path.c_str(), name.c_str()) != 0) return Status::FromErrno(name);
+  const int rc = lremovexattr(path.c_str(), name.c_str());
+  const int err = errno;
+  {
+    std::lock_guard lock(mu_);
+    node->xattrs.reset();
+    ++node->changes;
+  }
+  if (rc != 0) return Status::Error(err, name);
   return Status::Ok();
 }
 

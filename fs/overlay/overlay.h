@@ -13,12 +13,30 @@
 // Nothing here knows FUSE: operations take inode numbers and return values or
 // errno Statuses, so the overlay is tested without mounting (overlay_test.cc).
 //
-// Thread-safety: all namespace operations hold mu_, with one exception: the
-// data of a file that is opened for writing is copied up with mu_ released
-// (CopyUpData). Reads and writes of open files go straight to the handle's fd
-// without it; a handle whose node has moved (copy-up, stack switch) reopens
-// under mu_ (FileHandle::generation). Lock order: switch_mu_, then mu_, then
-// a layer's own locks.
+// Thread-safety. Three kinds of lock, taken in this order:
+//   1. tree_mu_, the tree lock: shared by every operation for its whole run
+//      (but the data copy of a file's copy-up), exclusive for the changes
+//      that move many paths at once: stack switches and renames of
+//      directories (as the kernel's own per-filesystem rename lock). While
+//      it is held shared, every directory's path is fixed.
+//   2. directory locks (dir_locks_, one per directory, made while in use):
+//      exclusive to change the names in a directory (create,
+//      unlink, rename, link) or to copy up an entry into it; shared to use a
+//      path through it (a lookup, the attributes, xattrs or open of an entry
+//      in it). An operation takes all it needs at once, in inode order, and
+//      never another while it holds them; a copy-up, which needs its
+//      parent's, runs with none held (the operation lets go, copies up, and
+//      starts over).
+//   3. mu_, the table lock: guards nodes_ and every Node field, held for the
+//      map and fields only, never across a syscall. A node an operation
+//      works on without it is pinned (Pin), so Forget does not erase it.
+// Layers have their own locks, innermost. Stack switches are the exception
+// to "no syscall under a mount-wide lock": they hold the tree lock
+// exclusive and mu_ through their on-disk part (a rename and a state file).
+// Reads and writes of open files go straight to the handle's fd without the
+// table lock; a write holds the tree lock shared, so a stack switch never
+// splits one; a handle whose node has moved (copy-up, stack switch) reopens
+// (FileHandle::generation).
 #pragma once
 
 #include <sys/stat.h>
@@ -269,6 +287,7 @@ class Overlay {
     static CachedAttr From(const struct stat& st);
     struct stat ToStat() const;
   };
+  using Listing = std::vector<std::pair<std::string, bool>>;  // (name, is_dir)
   // What only directories learn.
   struct DirState {
     // The nodes of names looked up in it (hash of the name -> ino): a cache
@@ -277,8 +296,9 @@ class Overlay {
     // back. Keyed by hash to stay small: one per entry the kernel holds.
     std::unordered_map<size_t, uint64_t> children;
     // The merged listing, while only immutable layers provide the directory.
-    std::optional<std::vector<std::pair<std::string, bool>>> listing;  // (name, is_dir)
+    std::optional<Listing> listing;
   };
+  // Every field: REQUIRES mu_ (generation is also read without it).
   struct Node {
     uint64_t ino = 0;
     uint64_t nlookup = 0;
@@ -287,7 +307,12 @@ class Overlay {
     bool orphan = false;      // unlinked while open; kept in work/ until released
     bool removed = false;     // no longer in the tree
     int open_count = 0;
+    uint32_t pins = 0;        // operations working on it without mu_ (Pin)
     int32_t subdirs = -1;     // merged directories: cached count of subdirectories
+    // Bumped by every change to the node's sources, names (a directory's)
+    // or xattrs: what an operation learned without mu_ is kept only if
+    // nothing changed meanwhile.
+    uint64_t changes = 0;
     std::vector<Source> lower;  // dirs: every lower source; others: the one, when !in_upper
     std::vector<std::pair<uint64_t, std::string>> aliases;  // (parent ino, name)
     uint64_t child_refs = 0;  // aliases of other nodes naming this one as parent
@@ -309,6 +334,80 @@ class Overlay {
       return *dir;
     }
   };
+  // A node as one operation sees it: copied under mu_, used without it. The
+  // locks the operation holds keep it true (see the class comment).
+  struct View {
+    uint64_t ino = 0;
+    mode_t type = 0;
+    bool in_upper = false, orphan = false, removed = false;
+    std::string path;          // in the merged tree (unset for orphans and removed nodes)
+    std::vector<Source> lower;  // with their paths
+    uint64_t changes = 0;
+    uint64_t generation = 0;
+    int open_count = 0;
+    size_t aliases = 0;
+    std::optional<CachedAttr> attr;
+    std::optional<struct stat> removed_attr;
+  };
+  // REQUIRES: mu_. `path`: the node's path, when the caller knows it.
+  Result<View> ViewOf(const Node& node, const std::string* path = nullptr) const;
+
+  // Keeps a node in the table while an operation works on it without mu_.
+  class Pin {
+   public:
+    Pin() = default;
+    Pin(Overlay* overlay, Node* node);  // REQUIRES: mu_
+    ~Pin() { reset(); }
+    Pin(Pin&& other) noexcept : overlay_(other.overlay_), node_(other.node_) { other.node_ = nullptr; }
+    Pin& operator=(Pin&& other) noexcept;
+    Node* get() const { return node_; }
+    Node* operator->() const { return node_; }
+    void reset();  // REQUIRES: mu_ not held
+   private:
+    Overlay* overlay_ = nullptr;
+    Node* node_ = nullptr;
+  };
+  // One directory's lock, while some operation holds or waits for it.
+  struct DirLock {
+    std::shared_mutex mu;
+    uint32_t users = 0;  // REQUIRES: dir_locks_mu_
+  };
+  // Directory locks held by one operation, taken in the order of the
+  // directories' inode numbers.
+  class DirLocks {
+   public:
+    DirLocks() = default;
+    // (directory inode, exclusive) pairs; a directory named twice is locked once.
+    DirLocks(Overlay* overlay, std::vector<std::pair<uint64_t, bool>> dirs);
+    ~DirLocks() { Unlock(); }
+    DirLocks(DirLocks&& other) noexcept : overlay_(other.overlay_), held_(std::move(other.held_)) {
+      other.held_.clear();
+    }
+    DirLocks& operator=(DirLocks&& other) noexcept;
+    void Unlock();
+
+   private:
+    struct Held {
+      uint64_t ino;
+      bool exclusive;
+      DirLock* lock;
+    };
+    Overlay* overlay_ = nullptr;
+    std::vector<Held> held_;
+  };
+  // A node pinned with the lock of the directory its path goes through
+  // (its first name's), and `extra` directory locks: its path is fixed
+  // while these and the tree lock are held. REQUIRES: tree lock held.
+  struct LockedNode {
+    Pin pin;
+    DirLocks dirs;
+    Node* operator->() const { return pin.get(); }
+  };
+  Result<LockedNode> LockNode(uint64_t ino, bool exclusive,
+                              std::vector<std::pair<uint64_t, bool>> extra = {});
+  // Deletes the files of orphans erased from the table. REQUIRES: mu_ not held.
+  void DropDeadOrphans();
+
   // The result of resolving a name in a directory.
   struct Resolved {
     bool found = false;
@@ -319,10 +418,10 @@ class Overlay {
     uint64_t ino = 0;
   };
 
-  // --- resolve.cc ---
-  std::vector<Source> SourcesOf(const Node& dir, const std::string& dir_path) const;
-  Result<Resolved> Resolve(const Node& parent, const std::string& parent_path,
-                           const std::string& name, bool skip_upper = false);
+  // --- resolve.cc: the merge rules. Read the layers, never the table: no
+  // lock but the tree lock (the layers and renumbered_ are fixed under it). ---
+  static std::vector<Source> SourcesOf(const View& dir);
+  Result<Resolved> Resolve(const View& dir, const std::string& name, bool skip_upper = false);
   Status ResolveRedirect(std::string path, size_t from_layer, std::vector<Source>* out);
   uint64_t InoFor(const Resolved& r, const LayerEntry& identity, const Source& identity_source) const;
   // The number of the entry at `src` when its path is its identity.
@@ -331,17 +430,21 @@ class Overlay {
     std::string name;
     bool is_dir;
   };
-  Result<std::vector<MergedName>> MergedNames(const Node& dir, const std::string& dir_path);
-  // MergedNames of a live directory node, kept while only immutable layers provide it.
-  Result<std::vector<MergedName>> ListingOf(Node& dir, const std::string& dir_path);
-  Result<EntryOut> AttrOf(Node& node);
+  Result<std::vector<MergedName>> MergedNames(const View& dir);
+  // What the overlay knows of a live node, learning what it does not (the
+  // listing, the count of subdirectories, the attributes, the xattrs) with
+  // mu_ released. REQUIRES: the node pinned, its path fixed (LockNode).
+  Result<std::vector<MergedName>> ListingOf(Node* dir, const View& view);
   // st_nlink of a merged directory: 2 + the subdirectories the merge shows.
-  Result<nlink_t> MergedLinks(Node& dir, const std::string& path);
+  Result<nlink_t> MergedLinks(Node* dir, const View& view);
+  // `path`: the node's path, when the caller knows it (a name just looked up).
+  Result<EntryOut> AttrOf(Node* node, const std::string* path = nullptr);
+  Result<EntryOut> Entry(Node* node, const std::string* path = nullptr);  // AttrOf + one lookup counted
   // A handle's entries: "." and "..", then (with `names`) the listing in
   // the order of its positions.
-  Status FillListing(Node& dir, const std::string& path, bool names, DirHandle* h);
+  Status FillListing(Node* dir, bool names, DirHandle* h);
 
-  // --- nodes ---
+  // --- nodes (REQUIRES: mu_) ---
   Result<Node*> Get(uint64_t ino);
   Result<std::string> PathOf(const Node& node) const;
   // Adds or refreshes the node for a resolved child; does not count a lookup.
@@ -354,29 +457,40 @@ class Overlay {
   void KeepLowerPathsBelow(const Node& dir);
   // The node's topmost lower source, with its path. REQUIRES: !node.lower.empty().
   Result<Source> TopSource(const Node& node) const;
-  // Marks a non-directory that lost its last name (at `path`) as removed.
-  void MarkRemoved(Node* node, const std::string& path);
-  Result<EntryOut> Entry(Node* node);  // AttrOf + one lookup counted
+  // Marks a non-directory that lost its last name as removed; `top`: its
+  // attributes (kept while it is open and a read-only layer holds it).
+  void MarkRemoved(Node* node, const struct stat& top);
+  Result<Node*> GetDir(uint64_t ino);
+  // True when only this overlay changes what `name` in `dir` is: none of
+  // the directory's sources that others change (the shared cache/) can hold
+  // it. Its node may be remembered, its absence cached by the kernel.
+  bool StableFor(const std::vector<Source>& dir_lower, const std::string& name) const;
+  // True when only this overlay changes what the directory holds: its
+  // lower sources are immutable (the upper changes only through here).
+  bool Stable(const std::vector<Source>& dir_lower) const;
+  // Forgets what the node learned of its sources.
+  static void ForgetLearned(Node& node);
+  // The live node `name` in `dir` names, when the directory's cache knows it.
+  Node* KnownChild(Node& dir, const std::string& name);
 
-  // --- copy_up.cc ---
+  // --- copy_up.cc (REQUIRES: the tree lock, no directory lock, mu_ not held) ---
   // `with_data` false: a regular file comes up empty (it is about to be truncated).
-  Status CopyUp(Node& node, bool with_data = true);
-  // A regular file's copy-up with mu_ released while its data is copied, so
-  // that copying a big file stops no other request. The copy is installed
-  // only if the node still needs it (nothing copied it up or removed it
-  // meanwhile). Directories, and everything else, are CopyUp's.
-  // REQUIRES: mu_ held (released and taken again: the caller's other node
-  // pointers may be stale afterwards), switch_mu_ shared (no stack change).
-  Status CopyUpData(Node& node);
+  Status CopyUp(uint64_t ino, bool with_data = true);
+  // A regular file's copy-up for a writer, with no lock at all held while
+  // its data is copied, so that copying a big file stops no other request
+  // (not even a stack switch or a directory rename). The copy is installed
+  // only if the node still needs it (nothing copied it up, moved or removed
+  // it meanwhile). Anything else is CopyUp's. REQUIRES: no lock held.
+  Status CopyUpData(uint64_t ino);
   // Builds a copy of `path` of `layer` at `tmp` in work/ with owner, mode,
   // times, xattrs and the inode number; removes it on failure. Touches no
-  // overlay state, so it may run without mu_.
+  // overlay state, so it runs without locks.
   Status CopyToWork(Layer& layer, const std::string& path, const UpperLayer::Parent& tmp, uint64_t ino,
                     bool with_data);
-  // Moves a finished copy (from CopyToWork) to `path` in the upper and makes
-  // it the node's file.
-  Status InstallCopy(Node& node, const UpperLayer::Parent& tmp, const std::string& path);
-  bool LowerHas(const Node& parent, const std::string& parent_path, const std::string& name);
+  // Moves a finished copy (from CopyToWork) to the node's path in the
+  // upper and makes it the node's file. REQUIRES: the parent's lock exclusive.
+  Status InstallCopy(Node* node, const UpperLayer::Parent& tmp, const std::string& path);
+  bool LowerHas(const View& parent, const std::string& name);
   Result<LayerEntry> UpperEntry(const std::string& path);
   // Where the lower layers, seen merged from the top, hold the directory at
   // `path` of the merged tree: what a redirect to it must name (redirects are
@@ -390,48 +504,46 @@ class Overlay {
   // Copy-up of the root: its metadata into the upper's root directory.
   Status CopyUpRoot();
   // Keeps the upper file at `path` in work/ while `node` is open.
-  Status MakeOrphan(Node& node, const std::string& path, bool last_link);
-  // The fd a handle writes to (always in the upper). REQUIRES: switch_mu_ shared.
+  // REQUIRES: its parent's lock exclusive.
+  Status MakeOrphan(Node* node, const std::string& path, bool last_link);
+  // The fd a handle writes to (always in the upper). REQUIRES: tree lock shared.
   Result<int> WriteFd(FileHandle* fh);
-  // Opens the handle's node again after it moved. `switch_held`: the caller
-  // holds switch_mu_ shared, so a writer's copy-up may release mu_.
-  Result<int> Reopen(FileHandle* fh, bool switch_held);
-  // Opens the node's current file; in the upper when `write`.
-  Result<UniqueFd> OpenNode(Node& node, int flags, bool write, bool with_data = true);
-  Result<Xattrs> XattrsOf(Node& node);
-  Result<Xattrs> ReadXattrs(Node& node);  // from the node's layer, uncached
+  // Opens the handle's node again after it moved. REQUIRES: tree lock shared.
+  // EAGAIN: a writer's node is not in the upper (CopyUpData, then again).
+  Result<int> Reopen(FileHandle* fh);
+  // Opens the node's current file, as `view` sees it.
+  Result<UniqueFd> OpenView(const View& view, int flags);
+  Result<Xattrs> XattrsOf(Node* node);
+  Result<Xattrs> ReadXattrs(const View& view);  // from the node's layer, uncached
   // (directory fd, name) of a node's entry in the upper (or work/ for orphans).
-  Result<DirLayer::Parent> UpperRef(Node& node);
-  Result<Node*> GetDir(uint64_t ino);
-  // True when only this overlay changes what `name` in `dir` is: none of
-  // the directory's sources that others change (the shared cache/) can hold
-  // it. Its node may be remembered, its absence cached by the kernel.
-  bool StableFor(const Node& dir, const std::string& name) const;
-  // True when only this overlay changes what the directory holds: its
-  // lower sources are immutable (the upper changes only through here).
-  bool Stable(const Node& dir) const;
-  // Forgets what the node learned of its sources.
-  static void ForgetLearned(Node& node);
-  // The live node `name` in `dir` names, when the directory's cache knows it.
-  Node* KnownChild(Node& dir, const std::string& name);
+  Result<DirLayer::Parent> UpperRef(const View& view);
+  // Runs `op` on a write fd of `fh`, with the tree lock held shared.
+  template <typename Op>
+  auto WithWriteFd(FileHandle* fh, Op op) -> decltype(op(0));
 
   // New entries: built in work/ by `make` then installed at parent/name.
   template <typename Make>
   Result<EntryOut> CreateEntry(uint64_t parent, const std::string& name, const Caller& caller,
-                               mode_t mode, Make make);
+                               mode_t mode, Make make, UniqueFd* fd = nullptr);
 
-  LayerStack stack_;
+  LayerStack stack_;                // REQUIRES: tree lock (exclusive to change)
   UpperLayer upper_;                // every change to the upper's files goes here
-  std::vector<StackLayer> layers_;  // [0] = upper_.dirs(), then stack_.lowers
+  std::vector<StackLayer> layers_;  // [0] = upper_.dirs(), then stack_.lowers; as stack_
   KernelCache kernel_cache_;        // constant once serving
 
-  // Exclusive during a stack switch, shared around every write through a
-  // handle's fd (so a switch never happens in the middle of one). Before mu_.
-  std::shared_mutex switch_mu_;
+  std::shared_mutex tree_mu_;
   std::mutex mu_;
+  // The locks of the directories operations hold or wait for, made on
+  // demand (a lock per directory, not per stripe: a slow directory stops no
+  // other). The mutex guards the map only and is taken with no other held.
+  std::mutex dir_locks_mu_;
+  std::unordered_map<uint64_t, std::unique_ptr<DirLock>> dir_locks_;
   std::unordered_map<uint64_t, std::unique_ptr<Node>> nodes_;
-  // Inode numbers whose identity changed in ReplaceLowers: new -> the number in use.
+  // Inode numbers whose identity changed in ReplaceLowers: new -> the number
+  // in use. REQUIRES: the tree lock (exclusive to change).
   std::unordered_map<uint64_t, uint64_t> renumbered_;
+  std::atomic<bool> root_up_{false};  // the upper's root holds the root's metadata
+  std::vector<uint64_t> dead_orphans_;  // erased orphans whose files are still in work/
   size_t peak_nodes_ = 0;  // the table's size when memory was last given back
   std::mt19937_64 ino_source_;  // numbers for entries made in this overlay
 };

@@ -1,5 +1,6 @@
 // The merge rules: how a name resolves through the stack, inode numbers, and
-// merged directory listings. REQUIRES: mu_ held by the caller throughout.
+// merged directory listings; and what a node learns of them (listing,
+// attributes), kept in the table when nothing changed meanwhile.
 #include <sys/sysmacros.h>
 
 #include <unordered_set>
@@ -33,10 +34,10 @@ uint64_t HashIno(std::string_view a, uint64_t x = 0, uint64_t y = 0) {
 
 }  // namespace
 
-std::vector<Overlay::Source> Overlay::SourcesOf(const Node& dir, const std::string& dir_path) const {
+std::vector<Overlay::Source> Overlay::SourcesOf(const View& dir) {
   std::vector<Source> out;
-  if (dir.in_upper) out.push_back({0, dir_path});
-  for (const auto& src : dir.lower) out.push_back(Materialize(src, dir_path));
+  if (dir.in_upper) out.push_back({0, dir.path});
+  out.insert(out.end(), dir.lower.begin(), dir.lower.end());
   return out;
 }
 
@@ -70,23 +71,23 @@ Status Overlay::ResolveRedirect(std::string path, size_t from_layer, std::vector
   // Walk the redirect target from the roots of the layers below, one component
   // at a time, so that redirects and whiteouts met on the way apply as in any
   // lookup.
-  Node walk;
+  View walk;
   walk.type = S_IFDIR;
   for (size_t l = from_layer; l < layers_.size(); ++l) walk.lower.push_back({static_cast<int>(l), ""});
-  std::string walked;  // the path the walk stands at
   size_t pos = 0;
   while (pos < path.size() && !walk.lower.empty()) {
     size_t slash = path.find('/', pos);
     std::string name = path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
     pos = slash == std::string::npos ? path.size() : slash + 1;
     if (name.empty()) continue;
-    BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(walk, walked, name));
+    BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(walk, name));
     if (!r.found || !S_ISDIR(r.type)) return Status::Ok();
-    walk.lower = std::move(r.lower);
-    walked = JoinPath(walked, name);
+    walk.path = JoinPath(walk.path, name);  // the path the walk stands at
+    walk.lower.clear();
+    for (const auto& src : r.lower) walk.lower.push_back(Materialize(src, walk.path));
   }
   // The node these sources go to has another path: they keep theirs.
-  for (const auto& src : walk.lower) out->push_back(Materialize(src, walked));
+  out->insert(out->end(), walk.lower.begin(), walk.lower.end());
   return Status::Ok();
 }
 
@@ -113,16 +114,15 @@ uint64_t Overlay::PathIdentity(const std::string& layer_key, const std::string& 
   return HashIno(layer_key + "\n" + path);
 }
 
-Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string& parent_path,
-                                           const std::string& name, bool skip_upper) {
+Result<Overlay::Resolved> Overlay::Resolve(const View& parent, const std::string& name, bool skip_upper) {
   // "." and ".." would reach outside the layer roots; the kernel never sends them.
   if (name.size() > 255) return Status::Error(ENAMETOOLONG, "name longer than 255 bytes");
   if (!IsValidName(name)) return Status::Error(EINVAL, "invalid name '" + name + "'");
   Resolved r;
   LayerEntry identity;
   Source identity_source{0, ""};
-  const std::string child_path = JoinPath(parent_path, name);
-  for (const Source& src : SourcesOf(parent, parent_path)) {
+  const std::string child_path = JoinPath(parent.path, name);
+  for (const Source& src : SourcesOf(parent)) {
     if (skip_upper && src.layer == 0) continue;
     std::string path = JoinPath(src.path, name);
     BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layers_[src.layer].layer->Lookup(path));
@@ -166,12 +166,11 @@ Result<Overlay::Resolved> Overlay::Resolve(const Node& parent, const std::string
   return r;
 }
 
-Result<std::vector<Overlay::MergedName>> Overlay::MergedNames(const Node& dir,
-                                                             const std::string& dir_path) {
+Result<std::vector<Overlay::MergedName>> Overlay::MergedNames(const View& dir) {
   std::vector<MergedName> out;
   std::unordered_set<std::string> seen;
   std::vector<LayerDirent> entries;
-  for (const Source& src : SourcesOf(dir, dir_path)) {
+  for (const Source& src : SourcesOf(dir)) {
     entries.clear();
     Status st = layers_[src.layer].layer->ReadDir(src.path, &entries);
     if (!st.ok()) {
@@ -186,81 +185,95 @@ Result<std::vector<Overlay::MergedName>> Overlay::MergedNames(const Node& dir,
   return out;
 }
 
-Result<std::vector<Overlay::MergedName>> Overlay::ListingOf(Node& dir, const std::string& dir_path) {
-  if (dir.dir && dir.dir->listing) {
-    std::vector<MergedName> out;
-    out.reserve(dir.dir->listing->size());
-    for (const auto& [name, is_dir] : *dir.dir->listing) out.push_back({name, is_dir});
-    return out;
+Result<std::vector<Overlay::MergedName>> Overlay::ListingOf(Node* dir, const View& view) {
+  {
+    std::lock_guard lock(mu_);
+    if (dir->dir && dir->dir->listing) {
+      std::vector<MergedName> out;
+      out.reserve(dir->dir->listing->size());
+      for (const auto& [name, is_dir] : *dir->dir->listing) out.push_back({name, is_dir});
+      return out;
+    }
   }
-  BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(dir, dir_path));
-  if (!dir.in_upper && Stable(dir)) {
-    auto& listing = dir.Dir().listing.emplace();
-    for (const auto& n : names) listing.emplace_back(n.name, n.is_dir);
+  BUILDFS_ASSIGN_OR_RETURN(auto names, MergedNames(view));
+  if (!view.in_upper && Stable(view.lower)) {
+    std::lock_guard lock(mu_);
+    if (dir->changes == view.changes) {
+      auto& listing = dir->Dir().listing.emplace();
+      for (const auto& n : names) listing.emplace_back(n.name, n.is_dir);
+    }
   }
   return names;
 }
 
-Result<nlink_t> Overlay::MergedLinks(Node& dir, const std::string& path) {
+Result<nlink_t> Overlay::MergedLinks(Node* dir, const View& view) {
   // Every change to the directory goes through this overlay, which resets the count.
-  if (dir.subdirs < 0) {
-    BUILDFS_ASSIGN_OR_RETURN(auto names, ListingOf(dir, path));
-    dir.subdirs = 0;
-    for (const auto& n : names) dir.subdirs += n.is_dir ? 1 : 0;
+  {
+    std::lock_guard lock(mu_);
+    if (dir->subdirs >= 0) return static_cast<nlink_t>(2 + dir->subdirs);
   }
-  return static_cast<nlink_t>(2 + dir.subdirs);
+  BUILDFS_ASSIGN_OR_RETURN(auto names, ListingOf(dir, view));
+  int32_t subdirs = 0;
+  for (const auto& n : names) subdirs += n.is_dir ? 1 : 0;
+  std::lock_guard lock(mu_);
+  if (dir->changes == view.changes) dir->subdirs = subdirs;
+  return static_cast<nlink_t>(2 + subdirs);
 }
 
-Result<EntryOut> Overlay::AttrOf(Node& node) {
+Result<EntryOut> Overlay::AttrOf(Node* node, const std::string* path) {
+  View view;
+  {
+    std::lock_guard lock(mu_);
+    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node, path));
+  }
   EntryOut out;
   LayerEntry e;
-  if (node.orphan) {
-    BUILDFS_ASSIGN_OR_RETURN(e, upper_.LookupOrphan(node.ino));
+  if (view.orphan) {
+    BUILDFS_ASSIGN_OR_RETURN(e, upper_.LookupOrphan(view.ino));
     if (e.st.st_nlink > 0) e.st.st_nlink -= 1;  // work/ holds the last link
-  } else if (node.removed && node.removed_attr && node.open_count > 0) {
+  } else if (view.removed && view.removed_attr && view.open_count > 0) {
     // Unlinked while open, from a read-only layer: it is still there to stat.
-    e.st = *node.removed_attr;
-  } else if (node.removed) {
+    e.st = *view.removed_attr;
+  } else if (view.removed) {
     return Status::Error(ENOENT, "removed");
-  } else if (node.ino == kRootIno) {
+  } else if (view.ino == kRootIno) {
     BUILDFS_ASSIGN_OR_RETURN(size_t meta, RootMetaLayer());
     BUILDFS_ASSIGN_OR_RETURN(e, layers_[meta].layer->Lookup(""));
-    BUILDFS_ASSIGN_OR_RETURN(e.st.st_nlink, MergedLinks(node, ""));
+    BUILDFS_ASSIGN_OR_RETURN(e.st.st_nlink, MergedLinks(node, view));
     out.immutable = true;
-  } else if (!node.in_upper && node.attr) {
-    e.st = node.attr->ToStat();  // learned once: the layer never changes
+  } else if (!view.in_upper && view.attr) {
+    e.st = view.attr->ToStat();  // learned once: the layer never changes
     out.immutable = true;
     if (!S_ISDIR(e.st.st_mode)) {
       e.st.st_nlink = 1;  // see InoFor
-    } else if (node.lower.size() > 1) {
-      BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
-      BUILDFS_ASSIGN_OR_RETURN(e.st.st_nlink, MergedLinks(node, path));
+    } else if (view.lower.size() > 1) {
+      BUILDFS_ASSIGN_OR_RETURN(e.st.st_nlink, MergedLinks(node, view));
     }
   } else {
-    BUILDFS_ASSIGN_OR_RETURN(std::string path, PathOf(node));
-    if (node.in_upper) {
+    if (view.in_upper) {
       // Attributes only: no markers to read.
-      BUILDFS_ASSIGN_OR_RETURN(e.st, upper_.dirs()->Stat(path));
+      BUILDFS_ASSIGN_OR_RETURN(e.st, upper_.dirs()->Stat(view.path));
       e.kind = LayerEntry::kPresent;
-    } else if (!node.lower.empty()) {
-      const Source src = Materialize(node.lower.front(), path);
+    } else if (!view.lower.empty()) {
+      const Source& src = view.lower.front();
       BUILDFS_ASSIGN_OR_RETURN(e, layers_[src.layer].layer->Lookup(src.path));
       out.immutable = layers_[src.layer].layer->immutable();
       if (out.immutable && e.kind == LayerEntry::kPresent) {
-        node.attr = std::make_unique<CachedAttr>(CachedAttr::From(e.st));
+        std::lock_guard lock(mu_);
+        if (node->changes == view.changes) node->attr = std::make_unique<CachedAttr>(CachedAttr::From(e.st));
       }
       if (!S_ISDIR(e.st.st_mode)) e.st.st_nlink = 1;  // see InoFor
     }
-    if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, path);
-    if (S_ISDIR(e.st.st_mode) && (node.in_upper ? 1 : 0) + node.lower.size() > 1) {
-      BUILDFS_ASSIGN_OR_RETURN(e.st.st_nlink, MergedLinks(node, path));
+    if (e.kind != LayerEntry::kPresent) return Status::Error(ENOENT, view.path);
+    if (S_ISDIR(e.st.st_mode) && (view.in_upper ? 1 : 0) + view.lower.size() > 1) {
+      BUILDFS_ASSIGN_OR_RETURN(e.st.st_nlink, MergedLinks(node, view));
     }
   }
   out.st = e.st;
-  out.st.st_ino = node.ino;
+  out.st.st_ino = view.ino;
   out.st.st_dev = 0;
-  out.ino = node.ino;
-  if (node.in_upper || node.orphan) out.immutable = true;  // changed only through this mount
+  out.ino = view.ino;
+  if (view.in_upper || view.orphan) out.immutable = true;  // changed only through this mount
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Stack switches of a mounted build: freezing the upper (branch, commit) and
 // replacing the lower layers (after commit). The merged tree is the same
-// before and after each, so the kernel's caches stay valid.
+// before and after each, so the kernel's caches stay valid. Each holds the
+// tree lock exclusive and the table lock throughout: nothing else runs.
 #include <algorithm>
 #include <unordered_set>
 
@@ -15,7 +16,7 @@ Status Overlay::FreezeUpper(const FreezeFn& move) {
   // that change below the upper (the second name of a hard link).
   std::vector<uint64_t> private_dirs;
   {
-    std::unique_lock writes(switch_mu_);
+    std::unique_lock tree(tree_mu_);
     std::lock_guard lock(mu_);
     // Paths and link counts first: they need the tree as it is.
     std::vector<std::pair<Node*, std::string>> in_upper;
@@ -51,6 +52,7 @@ Status Overlay::FreezeUpper(const FreezeFn& move) {
     }
     stack_.upper = new_upper;
     upper_.SwitchTo(new_upper);
+    root_up_ = false;
     stack_.lowers.insert(stack_.lowers.begin(), frozen);
     layers_[0] = {new_upper, true};
     layers_.insert(layers_.begin() + 1, frozen);
@@ -70,7 +72,7 @@ Status Overlay::UnfreezeUpper(const UnfreezeFn& move) {
   std::vector<std::pair<uint64_t, std::string>> names;
   std::vector<uint64_t> relinked;
   {
-    std::unique_lock writes(switch_mu_);
+    std::unique_lock tree(tree_mu_);
     std::lock_guard lock(mu_);
     if (layers_.size() < 2 || !layers_[1].overlay_format) {
       return Status::Error(EINVAL, "no frozen layer to take back");
@@ -82,6 +84,7 @@ Status Overlay::UnfreezeUpper(const UnfreezeFn& move) {
     BUILDFS_RETURN_IF_ERROR(move(&upper));
     stack_.upper = upper;
     upper_.SwitchTo(upper);
+    root_up_ = false;
     stack_.lowers.erase(stack_.lowers.begin());
     layers_[0] = {upper, true};
     layers_.erase(layers_.begin() + 1);
@@ -134,7 +137,7 @@ Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
   std::vector<uint64_t> relinked;                       // nodes whose attributes changed
   std::vector<uint64_t> private_dirs{kRootIno};         // listings that came from private layers
   {
-    std::unique_lock writes(switch_mu_);
+    std::unique_lock tree(tree_mu_);
     std::lock_guard lock(mu_);
     // Resolve every live node again, parents before children; remember which
     // came from a private layer (their ctime and blocks come from the commit now).
@@ -166,8 +169,8 @@ Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
     auto resolve_alias = [&](const std::pair<uint64_t, std::string>& alias) -> Result<Resolved> {
       auto parent = nodes_.find(alias.first);
       if (parent == nodes_.end() || parent->second->removed) return Status::Error(ENOENT, "gone");
-      BUILDFS_ASSIGN_OR_RETURN(std::string parent_path, PathOf(*parent->second));
-      return Resolve(*parent->second, parent_path, alias.second);
+      BUILDFS_ASSIGN_OR_RETURN(View parent_view, ViewOf(*parent->second));
+      return Resolve(parent_view, alias.second);
     };
     std::vector<std::pair<Node*, uint64_t>> identities;  // multi-name nodes and their identity
     for (auto& [depth, node] : order) {
@@ -207,14 +210,19 @@ Status Overlay::ReplaceLowers(std::vector<StackLayer> lowers) {
 }
 
 std::optional<RepoObject> Overlay::RepoObjectAt(uint64_t ino) {
-  std::lock_guard lock(mu_);
-  auto it = nodes_.find(ino);
-  if (it == nodes_.end()) return std::nullopt;
-  const Node& node = *it->second;
-  if (node.in_upper || node.orphan || node.lower.size() != 1) return std::nullopt;
-  auto src = TopSource(node);
-  if (!src.ok()) return std::nullopt;
-  return layers_[src->layer].layer->ObjectAt(src->path);
+  std::shared_lock tree(tree_mu_);
+  auto locked = LockNode(ino, false);
+  if (!locked.ok()) return std::nullopt;
+  Source src{0, "", false};
+  {
+    std::lock_guard lock(mu_);
+    const Node& node = *locked->pin.get();
+    if (node.in_upper || node.orphan || node.lower.size() != 1) return std::nullopt;
+    auto top = TopSource(node);
+    if (!top.ok()) return std::nullopt;
+    src = top.value();
+  }
+  return layers_[src.layer].layer->ObjectAt(src.path);
 }
 
 }  // namespace buildfs
