@@ -89,7 +89,8 @@ Status Overlay::CopyUp(uint64_t ino, bool with_data) {
       std::lock_guard lock(mu_);
       BUILDFS_ASSIGN_OR_RETURN(Node * n, Get(ino));
       if (n->in_upper || n->orphan) return Status::Ok();
-      if (n->removed || n->aliases.empty()) return Status::Error(ENOENT, "copy-up of a removed entry");
+      if (n->removed || n->aliases.empty())
+        return Status::Error(ENOENT, "copy-up of a removed entry");
       node = Pin(this, n);
       parent = n->aliases.front().first;
     }
@@ -100,7 +101,8 @@ Status Overlay::CopyUp(uint64_t ino, bool with_data) {
       std::lock_guard lock(mu_);
       Node* n = node.get();
       if (n->in_upper || n->orphan) return Status::Ok();
-      if (n->removed || n->aliases.empty()) return Status::Error(ENOENT, "copy-up of a removed entry");
+      if (n->removed || n->aliases.empty())
+        return Status::Error(ENOENT, "copy-up of a removed entry");
       if (n->aliases.front().first != parent) continue;  // moved meanwhile: its new parent's lock
       BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*n));
     }

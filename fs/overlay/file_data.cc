@@ -24,11 +24,7 @@ Result<int> Overlay::WriteFd(FileHandle* fh) {
 
 Result<int> Overlay::Reopen(FileHandle* fh) {
   BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(fh->ino, false));
-  View view;
-  {
-    std::lock_guard lock(mu_);
-    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node.pin.get()));
-  }
+  BUILDFS_ASSIGN_OR_RETURN(View view, ViewNow(node.pin.get()));
   BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenView(view, fh->writable ? O_RDWR : O_RDONLY));
   std::lock_guard lock(mu_);
   fh->fd = fd.get();
@@ -84,7 +80,8 @@ Status Overlay::Fsync(FileHandle* fh, bool datasync) {
   return Status::Ok();
 }
 
-Result<size_t> Overlay::CopyRange(FileHandle* in, off_t in_off, FileHandle* out, off_t out_off, size_t len) {
+Result<size_t> Overlay::CopyRange(FileHandle* in, off_t in_off, FileHandle* out, off_t out_off,
+                                  size_t len) {
   BUILDFS_ASSIGN_OR_RETURN(int from, ReadFd(in));
   return WithWriteFd(out, [&](int to) -> Result<size_t> {
     ssize_t n = copy_file_range(from, &in_off, to, &out_off, len, 0);

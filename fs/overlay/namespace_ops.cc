@@ -29,19 +29,14 @@ bool NeedsCopyUp(uint64_t ino, bool in_upper, bool orphan, bool root_up) {
 }  // namespace
 
 template <typename Make>
-Result<EntryOut> Overlay::CreateEntry(uint64_t parent, const std::string& name, const Caller& caller,
-                                      mode_t mode, Make make, UniqueFd* made_fd) {
+Result<EntryOut> Overlay::CreateEntry(uint64_t parent, const std::string& name,
+                                      const Caller& caller, mode_t mode, Make make,
+                                      UniqueFd* made_fd) {
   std::shared_lock tree(tree_mu_);
   for (;;) {
     DirLocks dirs(this, {{parent, true}});
-    Pin dir;
     View view;
-    {
-      std::lock_guard lock(mu_);
-      BUILDFS_ASSIGN_OR_RETURN(Node * d, GetDir(parent));
-      dir = Pin(this, d);
-      BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*d));
-    }
+    BUILDFS_ASSIGN_OR_RETURN(Pin dir, PinDir(parent, &view));
     BUILDFS_ASSIGN_OR_RETURN(Resolved existing, Resolve(view, name));
     if (existing.found) return Status::Error(EEXIST, name);
     if (NeedsCopyUp(parent, view.in_upper, view.orphan, root_up_.load())) {
@@ -82,10 +77,12 @@ Result<EntryOut> Overlay::CreateEntry(uint64_t parent, const std::string& name, 
       return undo(Status::FromErrno(name + ": chown"));
     }
     struct stat st;
-    if (fstatat(at, made_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return undo(Status::FromErrno(name));
+    if (fstatat(at, made_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+      return undo(Status::FromErrno(name));
     // chown clears set-id bits; the umask of the daemon is 0, so only those need setting.
     if (!S_ISLNK(mode) && (st.st_mode & 07777) != (mode & 07777)) {
-      if (fchmodat(at, made_name.c_str(), mode & 07777, 0) != 0) return undo(Status::FromErrno(name + ": chmod"));
+      if (fchmodat(at, made_name.c_str(), mode & 07777, 0) != 0)
+        return undo(Status::FromErrno(name + ": chmod"));
       st.st_mode = (st.st_mode & S_IFMT) | (mode & 07777);
     }
     Resolved made;
@@ -111,7 +108,8 @@ Result<EntryOut> Overlay::CreateEntry(uint64_t parent, const std::string& name, 
     if (whiteout) {
       Status st_made = S_ISDIR(mode) ? SetOpaque(at, made_name) : Status::Ok();
       if (!st_made.ok()) return undo(st_made);
-      BUILDFS_RETURN_IF_ERROR(upper_.Install(where, JoinPath(dir_path, name), /*over_whiteout=*/true));
+      BUILDFS_RETURN_IF_ERROR(
+          upper_.Install(where, JoinPath(dir_path, name), /*over_whiteout=*/true));
     }
     Pin child;
     {
@@ -234,14 +232,8 @@ Status Overlay::Unlink(uint64_t parent, const std::string& name) {
   std::shared_lock tree(tree_mu_);
   for (;;) {
     DirLocks dirs(this, {{parent, true}});
-    Pin dir;
     View view;
-    {
-      std::lock_guard lock(mu_);
-      BUILDFS_ASSIGN_OR_RETURN(Node * d, GetDir(parent));
-      dir = Pin(this, d);
-      BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*d));
-    }
+    BUILDFS_ASSIGN_OR_RETURN(Pin dir, PinDir(parent, &view));
     BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(view, name));
     if (!r.found) return Status::Error(ENOENT, name);
     if (S_ISDIR(r.type)) return Status::Error(EISDIR, name);
@@ -295,14 +287,8 @@ Status Overlay::RmDir(uint64_t parent, const std::string& name) {
     std::vector<std::pair<uint64_t, bool>> locks{{parent, true}};
     if (victim != 0) locks.emplace_back(victim, true);
     DirLocks dirs(this, std::move(locks));
-    Pin dir;
     View view;
-    {
-      std::lock_guard lock(mu_);
-      BUILDFS_ASSIGN_OR_RETURN(Node * d, GetDir(parent));
-      dir = Pin(this, d);
-      BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*d));
-    }
+    BUILDFS_ASSIGN_OR_RETURN(Pin dir, PinDir(parent, &view));
     BUILDFS_ASSIGN_OR_RETURN(Resolved r, Resolve(view, name));
     if (!r.found) return Status::Error(ENOENT, name);
     if (!S_ISDIR(r.type)) return Status::Error(ENOTDIR, name);
@@ -436,7 +422,8 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
       BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent to, upper_.OpenParent(new_path));
       // A moved directory keeps its lower parts through a redirect; one without
       // any becomes opaque so nothing under its new name shows through.
-      auto mark_moved_dir = [&](const View& n, const std::string& at, int fd, const std::string& nm) -> Status {
+      auto mark_moved_dir = [&](const View& n, const std::string& at, int fd,
+                                const std::string& nm) -> Status {
         if (!S_ISDIR(n.type)) return Status::Ok();
         if (n.lower.empty()) return SetOpaque(fd, nm);
         BUILDFS_ASSIGN_OR_RETURN(std::string lower_path, LowerPathOf(at));
@@ -457,7 +444,8 @@ Status Overlay::Rename(uint64_t parent, const std::string& name, uint64_t new_pa
       std::optional<UpperLayer::Parent> cleared;
       if (d.get() && d_view.in_upper) {
         if (dst_dir) {
-          BUILDFS_ASSIGN_OR_RETURN(cleared, upper_.MoveToWork(to, dst.ino, /*leave_whiteout=*/false));
+          BUILDFS_ASSIGN_OR_RETURN(cleared,
+                                   upper_.MoveToWork(to, dst.ino, /*leave_whiteout=*/false));
         } else if (d_view.open_count > 0 && d_view.aliases <= 1) {
           BUILDFS_RETURN_IF_ERROR(MakeOrphan(d.get(), new_path, dst.top.st.st_nlink <= 1));
         }

@@ -61,7 +61,8 @@ void Overlay::Pin::reset() {
   overlay_->DropDeadOrphans();
 }
 
-Overlay::DirLocks::DirLocks(Overlay* overlay, std::vector<std::pair<uint64_t, bool>> dirs) : overlay_(overlay) {
+Overlay::DirLocks::DirLocks(Overlay* overlay, std::vector<std::pair<uint64_t, bool>> dirs)
+    : overlay_(overlay) {
   std::sort(dirs.begin(), dirs.end());
   for (const auto& [ino, exclusive] : dirs) {
     if (!held_.empty() && held_.back().ino == ino) {
@@ -128,13 +129,26 @@ Result<Overlay::LockedNode> Overlay::LockNode(uint64_t ino, bool exclusive,
     {
       std::lock_guard lock(mu_);
       Node* node = locked.pin.get();
-      const uint64_t now = node->ino != kRootIno && !node->orphan && !node->removed && !node->aliases.empty()
-                               ? node->aliases.front().first
-                               : 0;
+      const uint64_t now =
+          node->ino != kRootIno && !node->orphan && !node->removed && !node->aliases.empty()
+              ? node->aliases.front().first
+              : 0;
       if (now == parent) return locked;
     }
     // Renamed, removed or orphaned meanwhile: again, with the lock it needs now.
   }
+}
+
+Result<Overlay::View> Overlay::ViewNow(const Node* node, const std::string* path) {
+  std::lock_guard lock(mu_);
+  return ViewOf(*node, path);
+}
+
+Result<Overlay::Pin> Overlay::PinDir(uint64_t ino, View* view) {
+  std::lock_guard lock(mu_);
+  BUILDFS_ASSIGN_OR_RETURN(Node * dir, GetDir(ino));
+  BUILDFS_ASSIGN_OR_RETURN(*view, ViewOf(*dir));
+  return Pin(this, dir);
 }
 
 void Overlay::DropDeadOrphans() {
@@ -439,11 +453,7 @@ Result<EntryOut> Overlay::SetAttr(uint64_t ino, const SetAttrIn& in, FileHandle*
   std::shared_lock tree(tree_mu_);
   BUILDFS_RETURN_IF_ERROR(CopyUp(ino));
   BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
-  View view;
-  {
-    std::lock_guard lock(mu_);
-    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node.pin.get()));
-  }
+  BUILDFS_ASSIGN_OR_RETURN(View view, ViewNow(node.pin.get()));
   BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(view));
   int dir = ref.dir->get();
   const char* name = ref.name.c_str();
@@ -475,11 +485,7 @@ Result<EntryOut> Overlay::SetAttr(uint64_t ino, const SetAttrIn& in, FileHandle*
 Result<std::string> Overlay::ReadLink(uint64_t ino) {
   std::shared_lock tree(tree_mu_);
   BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
-  View view;
-  {
-    std::lock_guard lock(mu_);
-    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node.pin.get()));
-  }
+  BUILDFS_ASSIGN_OR_RETURN(View view, ViewNow(node.pin.get()));
   if (!S_ISLNK(view.type)) return Status::Error(EINVAL, "not a symlink");
   if (view.in_upper) return layers_[0].layer->ReadLink(view.path);
   if (view.lower.empty()) return Status::Error(ENOENT, "removed");
@@ -513,11 +519,7 @@ Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   std::shared_lock tree(tree_mu_);
   if (write) BUILDFS_RETURN_IF_ERROR(CopyUp(ino, !(flags & O_TRUNC)));
   BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
-  View view;
-  {
-    std::lock_guard lock(mu_);
-    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node.pin.get()));
-  }
+  BUILDFS_ASSIGN_OR_RETURN(View view, ViewNow(node.pin.get()));
   if (S_ISDIR(view.type)) return Status::Error(EISDIR, "open");
   BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenView(view, flags));
   if (flags & O_TRUNC) {
@@ -558,14 +560,8 @@ void Overlay::Release(std::unique_ptr<FileHandle> fh) {
 Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino, bool list) {
   std::shared_lock tree(tree_mu_);
   DirLocks dirs(this, {{ino, false}});
-  Pin dir;
   View view;
-  {
-    std::lock_guard lock(mu_);
-    BUILDFS_ASSIGN_OR_RETURN(Node * d, GetDir(ino));
-    dir = Pin(this, d);
-    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*d));
-  }
+  BUILDFS_ASSIGN_OR_RETURN(Pin dir, PinDir(ino, &view));
   auto h = std::make_unique<DirHandle>();
   h->ino = ino;
   h->cacheable = true;
@@ -692,19 +688,14 @@ Result<std::vector<std::string>> Overlay::ListXattr(uint64_t ino) {
   return names;
 }
 
-Status Overlay::SetXattr(uint64_t ino, const std::string& name, const std::string& value, int flags) {
-  if (IsInternalXattr(name)) return Status::Error(EPERM, name + ": reserved by buildfs");
+Status Overlay::ChangeXattr(uint64_t ino, const std::string& name,
+                            const std::function<int(const char* path)>& change) {
   std::shared_lock tree(tree_mu_);
   BUILDFS_RETURN_IF_ERROR(CopyUp(ino));
   BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
-  View view;
-  {
-    std::lock_guard lock(mu_);
-    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node.pin.get()));
-  }
+  BUILDFS_ASSIGN_OR_RETURN(View view, ViewNow(node.pin.get()));
   BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(view));
-  std::string path = ProcPath(ref.dir->get(), ref.name);
-  const int rc = lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), flags);
+  const int rc = change(ProcPath(ref.dir->get(), ref.name).c_str());
   const int err = errno;
   {
     std::lock_guard lock(mu_);
@@ -715,33 +706,25 @@ Status Overlay::SetXattr(uint64_t ino, const std::string& name, const std::strin
   return Status::Ok();
 }
 
+Status Overlay::SetXattr(uint64_t ino, const std::string& name, const std::string& value,
+                         int flags) {
+  if (IsInternalXattr(name)) return Status::Error(EPERM, name + ": reserved by buildfs");
+  return ChangeXattr(ino, name, [&](const char* path) {
+    return lsetxattr(path, name.c_str(), value.data(), value.size(), flags);
+  });
+}
+
 Status Overlay::RemoveXattr(uint64_t ino, const std::string& name) {
   if (IsInternalXattr(name)) return Status::Error(ENODATA, name);
-  std::shared_lock tree(tree_mu_);
   {
+    std::shared_lock tree(tree_mu_);
     BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
     BUILDFS_ASSIGN_OR_RETURN(Xattrs all, XattrsOf(node.pin.get()));
-    bool present = std::any_of(all.begin(), all.end(), [&](const Xattr& x) { return x.first == name; });
+    bool present =
+        std::any_of(all.begin(), all.end(), [&](const Xattr& x) { return x.first == name; });
     if (!present) return Status::Error(ENODATA, name);
   }
-  BUILDFS_RETURN_IF_ERROR(CopyUp(ino));
-  BUILDFS_ASSIGN_OR_RETURN(LockedNode node, LockNode(ino, false));
-  View view;
-  {
-    std::lock_guard lock(mu_);
-    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node.pin.get()));
-  }
-  BUILDFS_ASSIGN_OR_RETURN(DirLayer::Parent ref, UpperRef(view));
-  std::string path = ProcPath(ref.dir->get(), ref.name);
-  const int rc = lremovexattr(path.c_str(), name.c_str());
-  const int err = errno;
-  {
-    std::lock_guard lock(mu_);
-    node->xattrs.reset();
-    ++node->changes;
-  }
-  if (rc != 0) return Status::Error(err, name);
-  return Status::Ok();
+  return ChangeXattr(ino, name, [&](const char* path) { return lremovexattr(path, name.c_str()); });
 }
 
 }  // namespace buildfs

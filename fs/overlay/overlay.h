@@ -340,7 +340,7 @@ class Overlay {
     uint64_t ino = 0;
     mode_t type = 0;
     bool in_upper = false, orphan = false, removed = false;
-    std::string path;          // in the merged tree (unset for orphans and removed nodes)
+    std::string path;           // in the merged tree (unset for orphans and removed nodes)
     std::vector<Source> lower;  // with their paths
     uint64_t changes = 0;
     uint64_t generation = 0;
@@ -351,6 +351,8 @@ class Overlay {
   };
   // REQUIRES: mu_. `path`: the node's path, when the caller knows it.
   Result<View> ViewOf(const Node& node, const std::string* path = nullptr) const;
+  // ViewOf under mu_. REQUIRES: the node pinned.
+  Result<View> ViewNow(const Node* node, const std::string* path = nullptr);
 
   // Keeps a node in the table while an operation works on it without mu_.
   class Pin {
@@ -358,7 +360,9 @@ class Overlay {
     Pin() = default;
     Pin(Overlay* overlay, Node* node);  // REQUIRES: mu_
     ~Pin() { reset(); }
-    Pin(Pin&& other) noexcept : overlay_(other.overlay_), node_(other.node_) { other.node_ = nullptr; }
+    Pin(Pin&& other) noexcept : overlay_(other.overlay_), node_(other.node_) {
+      other.node_ = nullptr;
+    }
     Pin& operator=(Pin&& other) noexcept;
     Node* get() const { return node_; }
     Node* operator->() const { return node_; }
@@ -405,6 +409,8 @@ class Overlay {
   };
   Result<LockedNode> LockNode(uint64_t ino, bool exclusive,
                               std::vector<std::pair<uint64_t, bool>> extra = {});
+  // The live directory `ino`, pinned, and its view.
+  Result<Pin> PinDir(uint64_t ino, View* view);
   // Deletes the files of orphans erased from the table. REQUIRES: mu_ not held.
   void DropDeadOrphans();
 
@@ -439,7 +445,8 @@ class Overlay {
   Result<nlink_t> MergedLinks(Node* dir, const View& view);
   // `path`: the node's path, when the caller knows it (a name just looked up).
   Result<EntryOut> AttrOf(Node* node, const std::string* path = nullptr);
-  Result<EntryOut> Entry(Node* node, const std::string* path = nullptr);  // AttrOf + one lookup counted
+  Result<EntryOut> Entry(Node* node,
+                         const std::string* path = nullptr);  // AttrOf + one lookup counted
   // A handle's entries: "." and "..", then (with `names`) the listing in
   // the order of its positions.
   Status FillListing(Node* dir, bool names, DirHandle* h);
@@ -514,6 +521,10 @@ class Overlay {
   // Opens the node's current file, as `view` sees it.
   Result<UniqueFd> OpenView(const View& view, int flags);
   Result<Xattrs> XattrsOf(Node* node);
+  // Copies the node up and runs `change` (lsetxattr, lremovexattr: -1 and
+  // errno on failure) on its upper file's /proc path.
+  Status ChangeXattr(uint64_t ino, const std::string& name,
+                     const std::function<int(const char* path)>& change);
   Result<Xattrs> ReadXattrs(const View& view);  // from the node's layer, uncached
   // (directory fd, name) of a node's entry in the upper (or work/ for orphans).
   Result<DirLayer::Parent> UpperRef(const View& view);
@@ -542,7 +553,7 @@ class Overlay {
   // Inode numbers whose identity changed in ReplaceLowers: new -> the number
   // in use. REQUIRES: the tree lock (exclusive to change).
   std::unordered_map<uint64_t, uint64_t> renumbered_;
-  std::atomic<bool> root_up_{false};  // the upper's root holds the root's metadata
+  std::atomic<bool> root_up_{false};    // the upper's root holds the root's metadata
   std::vector<uint64_t> dead_orphans_;  // erased orphans whose files are still in work/
   size_t peak_nodes_ = 0;  // the table's size when memory was last given back
   std::mt19937_64 ino_source_;  // numbers for entries made in this overlay

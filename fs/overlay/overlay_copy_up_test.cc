@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -19,6 +18,7 @@
 #include "fs/layers/upper_format.h"
 #include "fs/overlay/overlay.h"
 #include "fs/overlay/overlay_fixture.h"
+#include "fs/testing/gated_layer.h"
 #include "fs/testing/status_testing.h"
 #include "fs/testing/temp_dir.h"
 
@@ -298,49 +298,6 @@ TEST_F(OverlayTest, OpenReadOnlyWithTruncEmptiesTheFile) {
 
 // ------------------------------------------ copying while others work
 
-// A lower layer whose first Open of `gated` waits until Release(): it holds a
-// copy-up in the middle of copying data, as a big file would.
-class GatedLayer : public Layer {
- public:
-  GatedLayer(std::unique_ptr<DirLayer> inner, std::string gated)
-      : inner_(std::move(inner)), gated_(std::move(gated)) {}
-  const std::string& key() const override { return inner_->key(); }
-  bool immutable() const override { return true; }
-  Result<LayerEntry> Lookup(const std::string& path) override { return inner_->Lookup(path); }
-  Status ReadDir(const std::string& path, std::vector<LayerDirent>* out) override {
-    return inner_->ReadDir(path, out);
-  }
-  Result<UniqueFd> Open(const std::string& path, int flags) override {
-    if (path == gated_ && !passed_.exchange(true)) {
-      std::unique_lock lock(mu_);
-      entered_ = true;
-      cv_.notify_all();
-      cv_.wait(lock, [&] { return released_; });
-    }
-    return inner_->Open(path, flags);
-  }
-  Result<std::string> ReadLink(const std::string& path) override { return inner_->ReadLink(path); }
-  Result<Xattrs> ListXattrs(const std::string& path) override { return inner_->ListXattrs(path); }
-
-  void WaitEntered() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return entered_; });
-  }
-  void Release() {
-    std::lock_guard lock(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::unique_ptr<DirLayer> inner_;
-  std::string gated_;
-  std::atomic<bool> passed_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool entered_ = false, released_ = false;
-};
-
 // One thread opens d/big for writing and its copy-up stops in the middle of
 // the data; the test does other work on the overlay meanwhile (which would
 // wait forever if the copy held the overlay's lock), then lets it finish.
@@ -354,7 +311,8 @@ class CopyUpWhileOthersWorkTest : public ::testing::Test {
     ASSERT_OK_AND_ASSIGN(stack.upper, DirLayer::Open(upper_, {"", true, false}));
     ASSERT_OK_AND_ASSIGN(stack.work, DirLayer::Open(work_, {"", false, false}));
     ASSERT_OK_AND_ASSIGN(auto lower, DirLayer::Open(lower_, {"", false, true}));
-    gate_ = std::make_shared<GatedLayer>(std::move(lower), "d/big");
+    gate_ = std::make_shared<testing::GatedLayer>(std::move(lower), "d/big",
+                                                  testing::GatedLayer::At::kOpen);
     stack.lowers.push_back({gate_, false});
     overlay_ = std::make_unique<Overlay>(std::move(stack));
     ASSERT_OK(overlay_->Prepare());
@@ -365,18 +323,18 @@ class CopyUpWhileOthersWorkTest : public ::testing::Test {
     work_before_ = testing::ListDir(work_);
   }
   void TearDown() override {
-    gate_->Release();
+    gate_->gate.Release();
     if (opener_.joinable()) opener_.join();
   }
 
   // Starts the open of d/big for writing and returns once its copy is under way.
   void StartOpen() {
     opener_ = std::thread([this] { opened_ = overlay_->Open(big_, O_WRONLY); });
-    gate_->WaitEntered();
+    gate_->gate.WaitEntered();
   }
   // Lets the copy finish; the result of the open.
   Result<std::unique_ptr<FileHandle>>& FinishOpen() {
-    gate_->Release();
+    gate_->gate.Release();
     opener_.join();
     return opened_;
   }
@@ -397,7 +355,7 @@ class CopyUpWhileOthersWorkTest : public ::testing::Test {
 
   testing::TempDir tmp_;
   std::string lower_ = tmp_.Path("lower"), upper_ = tmp_.Path("upper"), work_ = tmp_.Path("work");
-  std::shared_ptr<GatedLayer> gate_;
+  std::shared_ptr<testing::GatedLayer> gate_;
   std::unique_ptr<Overlay> overlay_;
   uint64_t dir_ = 0, big_ = 0;
   std::vector<std::string> work_before_;  // what work/ holds when idle

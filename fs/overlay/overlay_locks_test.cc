@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <future>
 #include <map>
 #include <mutex>
@@ -19,6 +18,7 @@
 
 #include "fs/layers/dir_layer.h"
 #include "fs/overlay/overlay.h"
+#include "fs/testing/gated_layer.h"
 #include "fs/testing/status_testing.h"
 #include "fs/testing/temp_dir.h"
 
@@ -28,48 +28,6 @@ namespace {
 using namespace std::chrono_literals;
 
 const Caller kRoot{0, 0};
-
-// A lower layer whose Lookup of `gated` waits until Release(): a lookup that
-// takes as long as a slow disk makes it.
-class SlowLookupLayer : public Layer {
- public:
-  SlowLookupLayer(std::unique_ptr<DirLayer> inner, std::string gated)
-      : inner_(std::move(inner)), gated_(std::move(gated)) {}
-  const std::string& key() const override { return inner_->key(); }
-  bool immutable() const override { return true; }
-  Result<LayerEntry> Lookup(const std::string& path) override {
-    if (path == gated_) {
-      std::unique_lock lock(mu_);
-      entered_ = true;
-      cv_.notify_all();
-      cv_.wait(lock, [&] { return released_; });
-    }
-    return inner_->Lookup(path);
-  }
-  Status ReadDir(const std::string& path, std::vector<LayerDirent>* out) override {
-    return inner_->ReadDir(path, out);
-  }
-  Result<UniqueFd> Open(const std::string& path, int flags) override { return inner_->Open(path, flags); }
-  Result<std::string> ReadLink(const std::string& path) override { return inner_->ReadLink(path); }
-  Result<Xattrs> ListXattrs(const std::string& path) override { return inner_->ListXattrs(path); }
-
-  void WaitEntered() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return entered_; });
-  }
-  void Release() {
-    std::lock_guard lock(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::unique_ptr<DirLayer> inner_;
-  std::string gated_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool entered_ = false, released_ = false;
-};
 
 class OverlayLocksTest : public ::testing::Test {
  protected:
@@ -87,11 +45,11 @@ class OverlayLocksTest : public ::testing::Test {
     testing::MakeDirs(work_);
   }
   void TearDown() override {
-    if (gate_) gate_->Release();
+    if (gate_) gate_->gate.Release();
     if (slow_.joinable()) slow_.join();
   }
 
-  // An overlay over the lower tree; with `gated`, lookups of that path wait.
+  // An overlay over the lower tree; with `gated`, the first lookup of that path waits.
   std::unique_ptr<Overlay> MakeOverlay(const std::string& gated = "") {
     LayerStack stack;
     stack.upper = DirLayer::Open(upper_, {"", true, false}).value();
@@ -101,7 +59,8 @@ class OverlayLocksTest : public ::testing::Test {
     if (gated.empty()) {
       stack.lowers.push_back({std::shared_ptr<Layer>(std::move(lower.value())), false});
     } else {
-      gate_ = std::make_shared<SlowLookupLayer>(std::move(lower.value()), gated);
+      gate_ = std::make_shared<testing::GatedLayer>(std::move(lower.value()), gated,
+                                                    testing::GatedLayer::At::kLookup);
       stack.lowers.push_back({gate_, false});
     }
     auto overlay = std::make_unique<Overlay>(std::move(stack));
@@ -115,7 +74,8 @@ class OverlayLocksTest : public ::testing::Test {
     size_t pos = 0;
     while (pos < path.size()) {
       size_t slash = path.find('/', pos);
-      std::string name = path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+      std::string name =
+          path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
       pos = slash == std::string::npos ? path.size() : slash + 1;
       auto e = o.Lookup(ino, name);
       if (!e.ok() || e->ino == 0) return 0;
@@ -125,7 +85,8 @@ class OverlayLocksTest : public ::testing::Test {
   }
 
   // path -> "type size content" of everything the overlay shows.
-  static void Scan(Overlay& o, uint64_t dir, const std::string& path, std::map<std::string, std::string>* out) {
+  static void Scan(Overlay& o, uint64_t dir, const std::string& path,
+                   std::map<std::string, std::string>* out) {
     auto h = o.OpenDir(dir);
     ASSERT_OK(h);
     for (const auto& e : (*h)->entries) {
@@ -134,14 +95,16 @@ class OverlayLocksTest : public ::testing::Test {
       ASSERT_OK(entry);
       ASSERT_NE(entry->ino, 0u) << path << "/" << e.name << " is listed but does not resolve";
       const std::string child = path.empty() ? e.name : path + "/" + e.name;
-      std::string what = std::to_string(entry->st.st_mode & S_IFMT) + " " + std::to_string(entry->st.st_size);
+      std::string what =
+          std::to_string(entry->st.st_mode & S_IFMT) + " " + std::to_string(entry->st.st_size);
       if (S_ISREG(entry->st.st_mode)) {
         auto fh = o.Open(entry->ino, O_RDONLY);
         ASSERT_OK(fh);
         auto fd = o.ReadFd(fh->get());
         ASSERT_OK(fd);
         std::string data(static_cast<size_t>(entry->st.st_size), '\0');
-        ASSERT_EQ(pread(fd.value(), data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+        ASSERT_EQ(pread(fd.value(), data.data(), data.size(), 0),
+                  static_cast<ssize_t>(data.size()));
         what += " " + data;
         o.Release(std::move(fh.value()));
       }
@@ -155,12 +118,12 @@ class OverlayLocksTest : public ::testing::Test {
     const uint64_t d1 = Walk(o, "d1");
     ASSERT_NE(d1, 0u);
     slow_ = std::thread([&o, d1, this] { slow_result_ = o.Lookup(d1, "slow"); });
-    gate_->WaitEntered();
+    gate_->gate.WaitEntered();
   }
 
   testing::TempDir tmp_;
   std::string lower_ = tmp_.Path("lower"), upper_ = tmp_.Path("upper"), work_ = tmp_.Path("work");
-  std::shared_ptr<SlowLookupLayer> gate_;
+  std::shared_ptr<testing::GatedLayer> gate_;
   std::thread slow_;
   Result<EntryOut> slow_result_{Status::Error(EINPROGRESS, "not looked up")};
 };
@@ -190,7 +153,7 @@ TEST_F(OverlayLocksTest, ASlowLookupInOneDirectoryStopsNoOther) {
     return "";
   });
   const bool done = others.wait_for(10s) == std::future_status::ready;
-  gate_->Release();
+  gate_->gate.Release();
   slow_.join();
   ASSERT_TRUE(done) << "requests in other directories waited for a lookup in d1";
   EXPECT_EQ(others.get(), "");
@@ -201,10 +164,11 @@ TEST_F(OverlayLocksTest, ASlowLookupInOneDirectoryStopsNoOther) {
 TEST_F(OverlayLocksTest, ADirectoryRenameWaitsForALookupBelowItThenPathsFollow) {
   auto o = MakeOverlay("d1/slow");
   StartSlowLookup(*o);
-  auto rename = std::async(std::launch::async, [&] { return o->Rename(kRootIno, "d1", kRootIno, "e1", 0); });
+  auto rename =
+      std::async(std::launch::async, [&] { return o->Rename(kRootIno, "d1", kRootIno, "e1", 0); });
   // The lookup uses the path d1/slow: the rename cannot move d1 under it.
   EXPECT_EQ(rename.wait_for(300ms), std::future_status::timeout);
-  gate_->Release();
+  gate_->gate.Release();
   slow_.join();
   ASSERT_OK(slow_result_);
   ASSERT_NE(slow_result_->ino, 0u);
@@ -228,7 +192,12 @@ TEST_F(OverlayLocksTest, ThreadsAtOnceLeaveATreeAFreshOverlayReadsTheSame) {
   std::string why;
   auto check = [&](const Status& st, const std::string& what) {
     switch (st.code()) {
-      case 0: case ENOENT: case EEXIST: case ENOTEMPTY: case EISDIR: case ENOTDIR:
+      case 0:
+      case ENOENT:
+      case EEXIST:
+      case ENOTEMPTY:
+      case EISDIR:
+      case ENOTDIR:
         return;
       default:
         ++unexpected;
@@ -265,7 +234,9 @@ TEST_F(OverlayLocksTest, ThreadsAtOnceLeaveATreeAFreshOverlayReadsTheSame) {
           case 1: {
             const std::string to = pick({"a", "b", "c"});
             const uint64_t to_dir = Walk(*o, to);
-            if (to_dir) check(o->Rename(dir, name, to_dir, "n" + std::to_string(rng() % 6), 0), "rename file");
+            if (to_dir)
+              check(o->Rename(dir, name, to_dir, "n" + std::to_string(rng() % 6), 0),
+                    "rename file");
             break;
           }
           case 2:
@@ -283,7 +254,8 @@ TEST_F(OverlayLocksTest, ThreadsAtOnceLeaveATreeAFreshOverlayReadsTheSame) {
             const std::string sub = pick({"s1", "s2", "s3"});
             const std::string to = pick({"a", "b", "c"});
             const uint64_t to_dir = Walk(*o, to);
-            if (to_dir) check(o->Rename(dir, sub, to_dir, pick({"s1", "s2", "s3"}), 0), "rename dir");
+            if (to_dir)
+              check(o->Rename(dir, sub, to_dir, pick({"s1", "s2", "s3"}), 0), "rename dir");
             break;
           }
           case 5: {

@@ -73,7 +73,8 @@ Status Overlay::ResolveRedirect(std::string path, size_t from_layer, std::vector
   // lookup.
   View walk;
   walk.type = S_IFDIR;
-  for (size_t l = from_layer; l < layers_.size(); ++l) walk.lower.push_back({static_cast<int>(l), ""});
+  for (size_t l = from_layer; l < layers_.size(); ++l)
+    walk.lower.push_back({static_cast<int>(l), ""});
   size_t pos = 0;
   while (pos < path.size() && !walk.lower.empty()) {
     size_t slash = path.find('/', pos);
@@ -114,7 +115,8 @@ uint64_t Overlay::PathIdentity(const std::string& layer_key, const std::string& 
   return HashIno(layer_key + "\n" + path);
 }
 
-Result<Overlay::Resolved> Overlay::Resolve(const View& parent, const std::string& name, bool skip_upper) {
+Result<Overlay::Resolved> Overlay::Resolve(const View& parent, const std::string& name,
+                                           bool skip_upper) {
   // "." and ".." would reach outside the layer roots; the kernel never sends them.
   if (name.size() > 255) return Status::Error(ENAMETOOLONG, "name longer than 255 bytes");
   if (!IsValidName(name)) return Status::Error(EINVAL, "invalid name '" + name + "'");
@@ -221,11 +223,7 @@ Result<nlink_t> Overlay::MergedLinks(Node* dir, const View& view) {
 }
 
 Result<EntryOut> Overlay::AttrOf(Node* node, const std::string* path) {
-  View view;
-  {
-    std::lock_guard lock(mu_);
-    BUILDFS_ASSIGN_OR_RETURN(view, ViewOf(*node, path));
-  }
+  BUILDFS_ASSIGN_OR_RETURN(View view, ViewNow(node, path));
   EntryOut out;
   LayerEntry e;
   if (view.orphan) {
@@ -260,7 +258,8 @@ Result<EntryOut> Overlay::AttrOf(Node* node, const std::string* path) {
       out.immutable = layers_[src.layer].layer->immutable();
       if (out.immutable && e.kind == LayerEntry::kPresent) {
         std::lock_guard lock(mu_);
-        if (node->changes == view.changes) node->attr = std::make_unique<CachedAttr>(CachedAttr::From(e.st));
+        if (node->changes == view.changes)
+          node->attr = std::make_unique<CachedAttr>(CachedAttr::From(e.st));
       }
       if (!S_ISDIR(e.st.st_mode)) e.st.st_nlink = 1;  // see InoFor
     }
