@@ -10,6 +10,8 @@
 //                 a renamed directory; the layers below are read at PATH
 //   inode number  xattr trusted.buildfs.ino = decimal number, set at copy-up,
 //                 so an entry keeps its inode number when it moves up a layer
+//   chunked file  a sparse file with xattr trusted.buildfs.chunks, the map of
+//                 the chunks of a big file the layer holds (chunked_file.h)
 //
 // Work files (copy-up in progress, orphans) live in the build's work/ directory
 // beside upper/, on the same filesystem, and are renamed into place, so a crash

@@ -1,0 +1,268 @@
+#include "fs/layers/chunked_file.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+namespace buildfs {
+namespace {
+
+constexpr char kMagic[4] = {'B', 'F', 'C', 'K'};
+constexpr size_t kHeader = 16;
+constexpr uint64_t kMaxChunks = 16384;  // a 2 KiB bitmap
+
+// Copies `len` bytes at `from_off` of `from` to `to_off` of `to`.
+Status CopyRangeAt(int from, off_t from_off, int to, off_t to_off, size_t len) {
+  while (len > 0) {
+    ssize_t n = copy_file_range(from, &from_off, to, &to_off, len, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+      char buf[1 << 16];
+      n = pread(from, buf, std::min(len, sizeof(buf)), from_off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n > 0 && pwrite(to, buf, static_cast<size_t>(n), to_off) != n) {
+        return Status::FromErrno("copying a chunk");
+      }
+      from_off += n;
+      to_off += n;
+    }
+    if (n < 0) return Status::FromErrno("copying a chunk");
+    if (n == 0) return Status::Error(EIO, "copying a chunk: the base is shorter than its map says");
+    len -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+uint64_t FileSize(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+}  // namespace
+
+uint8_t ChunkMap::ShiftFor(uint64_t size) {
+  uint8_t shift = 22;
+  while ((size >> shift) >= kMaxChunks) ++shift;
+  return shift;
+}
+
+void ChunkMap::Shrink(uint64_t size) {
+  if (size >= base_size) return;
+  base_size = size;
+  bits.resize((chunks() + 7) / 8);
+  if (chunks() % 8 != 0) bits.back() &= static_cast<uint8_t>((1u << (chunks() % 8)) - 1);
+}
+
+std::string ChunkMap::Encode() const {
+  std::string out(kMagic, sizeof(kMagic));
+  out += static_cast<char>(1);
+  out += static_cast<char>(shift);
+  out += std::string(2, '\0');
+  for (int i = 0; i < 8; ++i) out += static_cast<char>((base_size >> (8 * i)) & 0xff);
+  out.append(reinterpret_cast<const char*>(bits.data()), bits.size());
+  return out;
+}
+
+Result<ChunkMap> ChunkMap::Decode(std::string_view data) {
+  auto damaged = [](const char* why) {
+    return Status::Error(EIO, std::string("damaged chunk map: ") + why);
+  };
+  if (data.size() < kHeader || std::memcmp(data.data(), kMagic, sizeof(kMagic)) != 0) {
+    return damaged("no header");
+  }
+  if (data[4] != 1) return damaged("unknown version");
+  ChunkMap map;
+  map.shift = static_cast<uint8_t>(data[5]);
+  if (map.shift < 12 || map.shift > 40) return damaged("chunk size out of range");
+  for (int i = 0; i < 8; ++i) {
+    map.base_size |= uint64_t{static_cast<uint8_t>(data[8 + i])} << (8 * i);
+  }
+  if (data.size() - kHeader != (map.chunks() + 7) / 8) return damaged("bitmap of the wrong length");
+  map.bits.assign(data.begin() + kHeader, data.end());
+  return map;
+}
+
+Status PlainContent::Segments(uint64_t off, uint64_t len, std::vector<Segment>* out) const {
+  if (off >= size_) return Status::Ok();
+  out->push_back({fd_, static_cast<off_t>(off), static_cast<size_t>(std::min(len, size_ - off))});
+  return Status::Ok();
+}
+
+Status ChunkedFile::Create(int upper_fd, const FileContent& base, uint8_t shift) {
+  ChunkMap map;
+  map.shift = shift != 0 ? shift : ChunkMap::ShiftFor(base.size());
+  map.base_size = base.size();
+  map.bits.assign((map.chunks() + 7) / 8, 0);
+  if (ftruncate(upper_fd, static_cast<off_t>(base.size())) != 0)
+    return Status::FromErrno("chunked copy");
+  const std::string encoded = map.Encode();
+  if (fsetxattr(upper_fd, kChunksXattr, encoded.data(), encoded.size(), 0) != 0) {
+    return Status::FromErrno("chunked copy: chunk map");
+  }
+  return Status::Ok();
+}
+
+bool ChunkedFile::IsChunked(int fd) { return fgetxattr(fd, kChunksXattr, nullptr, 0) >= 0; }
+
+Result<std::unique_ptr<ChunkedFile>> ChunkedFile::Open(int upper_fd,
+                                                       std::shared_ptr<const FileContent> base) {
+  ssize_t n = fgetxattr(upper_fd, kChunksXattr, nullptr, 0);
+  if (n < 0) return Status::FromErrno("chunk map");
+  std::string data(static_cast<size_t>(n), '\0');
+  n = fgetxattr(upper_fd, kChunksXattr, data.data(), data.size());
+  if (n < 0) return Status::FromErrno("chunk map");
+  data.resize(static_cast<size_t>(n));
+  BUILDFS_ASSIGN_OR_RETURN(ChunkMap map, ChunkMap::Decode(data));
+  if (map.base_size > base->size())
+    return Status::Error(EIO, "chunk map: the base is shorter than the map");
+  std::unique_ptr<ChunkedFile> file(new ChunkedFile(upper_fd, std::move(base), std::move(map)));
+  // A truncate cuts the upper first, then the map: a daemon killed between
+  // the two left the map larger than the file.
+  const uint64_t size = FileSize(upper_fd);
+  if (size < file->map_.base_size) {
+    file->map_.Shrink(size);
+    BUILDFS_RETURN_IF_ERROR(file->WriteMap());
+  }
+  return file;
+}
+
+uint64_t ChunkedFile::size() const { return FileSize(upper_); }
+
+Status ChunkedFile::Segments(uint64_t off, uint64_t len, std::vector<Segment>* out) const {
+  std::shared_lock lock(mu_);
+  const uint64_t size = FileSize(upper_);
+  if (off >= size) return Status::Ok();
+  const uint64_t end = off + std::min(len, size - off);
+  auto add_upper = [&](uint64_t from, uint64_t to) {
+    if (!out->empty() && out->back().fd == upper_ &&
+        static_cast<uint64_t>(out->back().offset) + out->back().len == from) {
+      out->back().len += static_cast<size_t>(to - from);
+    } else {
+      out->push_back({upper_, static_cast<off_t>(from), static_cast<size_t>(to - from)});
+    }
+  };
+  for (uint64_t pos = off; pos < end;) {
+    if (pos >= map_.base_size) {
+      add_upper(pos, end);
+      break;
+    }
+    // The run of chunks from here on that come from the same place.
+    const bool up = map_.Has(pos >> map_.shift);
+    uint64_t next = ((pos >> map_.shift) + 1) << map_.shift;
+    while (next < std::min(end, map_.base_size) && map_.Has(next >> map_.shift) == up) {
+      next += map_.chunk_size();
+    }
+    const uint64_t to = std::min({next, end, map_.base_size});
+    if (up) {
+      add_upper(pos, to);
+    } else {
+      BUILDFS_RETURN_IF_ERROR(base_->Segments(pos, to - pos, out));
+    }
+    pos = to;
+  }
+  return Status::Ok();
+}
+
+Status ChunkedFile::WriteMap() {
+  const std::string encoded = map_.Encode();
+  if (fsetxattr(upper_, kChunksXattr, encoded.data(), encoded.size(), 0) != 0) {
+    return Status::FromErrno("chunk map");
+  }
+  return Status::Ok();
+}
+
+Status ChunkedFile::CopyChunk(uint64_t c) {
+  const uint64_t start = c << map_.shift;
+  const uint64_t len = std::min(map_.chunk_size(), map_.base_size - start);
+  std::vector<Segment> from;
+  BUILDFS_RETURN_IF_ERROR(base_->Segments(start, len, &from));
+  uint64_t at = start;
+  for (const Segment& s : from) {
+    BUILDFS_RETURN_IF_ERROR(CopyRangeAt(s.fd, s.offset, upper_, static_cast<off_t>(at), s.len));
+    at += s.len;
+  }
+  if (at != start + len)
+    return Status::Error(EIO, "copying a chunk: the base is shorter than its map says");
+  // Only now is the chunk the upper's: a copy cut short reads as the base.
+  map_.Set(c);
+  Status written = WriteMap();
+  if (!written.ok()) map_.bits[c / 8] &= static_cast<uint8_t>(~(1u << (c % 8)));
+  return written;
+}
+
+Status ChunkedFile::PrepareWrite(uint64_t off, uint64_t len) {
+  if (len == 0) return Status::Ok();
+  auto missing = [&] {
+    for (uint64_t c = off >> map_.shift; c <= (off + len - 1) >> map_.shift && c < map_.chunks();
+         ++c) {
+      if (!map_.Has(c)) return true;
+    }
+    return false;
+  };
+  {
+    std::shared_lock lock(mu_);
+    if (!missing()) return Status::Ok();
+  }
+  std::unique_lock lock(mu_);
+  for (uint64_t c = off >> map_.shift; c <= (off + len - 1) >> map_.shift && c < map_.chunks();
+       ++c) {
+    if (!map_.Has(c)) BUILDFS_RETURN_IF_ERROR(CopyChunk(c));
+  }
+  return Status::Ok();
+}
+
+Status ChunkedFile::Truncate(uint64_t size) {
+  std::unique_lock lock(mu_);
+  if (ftruncate(upper_, static_cast<off_t>(size)) != 0) return Status::FromErrno("truncate");
+  if (size >= map_.base_size) return Status::Ok();
+  map_.Shrink(size);
+  return WriteMap();
+}
+
+Status ChunkedFile::Fallocate(int mode, uint64_t off, uint64_t len) {
+  if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
+    return Status::Error(EOPNOTSUPP, "fallocate: collapse or insert range of a chunked file");
+  }
+  const bool zeroes = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
+  if (!zeroes || len == 0) {
+    // Allocation changes no byte: the upper's business alone.
+    if (fallocate(upper_, mode, static_cast<off_t>(off), static_cast<off_t>(len)) != 0) {
+      return Status::FromErrno("fallocate");
+    }
+    return Status::Ok();
+  }
+  std::unique_lock lock(mu_);
+  const uint64_t end = off + len;
+  // Chunks the range covers in part keep their other bytes: copied first.
+  // Chunks it covers whole (within the file) become zeros: recorded after.
+  std::vector<uint64_t> whole;
+  for (uint64_t c = off >> map_.shift; c < map_.chunks() && (c << map_.shift) < end; ++c) {
+    if (map_.Has(c)) continue;
+    const uint64_t start = c << map_.shift;
+    const uint64_t stop = std::min(start + map_.chunk_size(), map_.base_size);
+    if (off <= start && stop <= end) {
+      whole.push_back(c);
+    } else {
+      BUILDFS_RETURN_IF_ERROR(CopyChunk(c));
+    }
+  }
+  if (fallocate(upper_, mode, static_cast<off_t>(off), static_cast<off_t>(len)) != 0) {
+    return Status::FromErrno("fallocate");
+  }
+  if (whole.empty()) return Status::Ok();
+  for (uint64_t c : whole) map_.Set(c);
+  return WriteMap();
+}
+
+ChunkMap ChunkedFile::map() const {
+  std::shared_lock lock(mu_);
+  return map_;
+}
+
+}  // namespace buildfs
