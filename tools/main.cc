@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
   RegisterRm(app, ctx);
   RegisterExport(app, ctx);
   RegisterPrune(app, ctx);
+  RegisterDisk(app, ctx);
   RegisterHelp(app);
   try {
     if (const char* word = UnknownCommand(app, argc, argv)) {
