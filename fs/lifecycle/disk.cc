@@ -17,6 +17,7 @@
 #include "fs/layers/chunked_file.h"
 #include "fs/lifecycle/build_lock.h"
 #include "fs/lifecycle/changes.h"
+#include "fs/lifecycle/stack.h"
 
 namespace buildfs {
 namespace {
@@ -154,6 +155,7 @@ Status CreateDisk(const Workspace& ws, const std::string& disk, uint64_t size,
   const std::string dest = DiskPath(ws, disk);
   struct stat st;
   if (lstat(dest.c_str(), &st) == 0) return Status::Error(EEXIST, dest + ": already exists");
+  CollectLeftovers(ws);
   if (mkdir(DisksPath(ws).c_str(), 0755) != 0 && errno != EEXIST)
     return Status::FromErrno(DisksPath(ws));
 

@@ -269,11 +269,22 @@ void CollectLeftovers(const Workspace& ws) {
       RemoveTree(builds + "/" + n);
     }
   }
-  // Left by earlier versions: .buildfs/trash-* and builds/NAME/commit.tmp-PID.
+  // The tree a killed `disk create` exported (.buildfs/disk-tree-NAME-PID),
+  // and left by earlier versions: .buildfs/trash-*.
   if (auto names = ListNames(ws.state_path()); names.ok()) {
     for (const auto& n : names.value()) {
-      if (n.rfind("trash-", 0) == 0 && !ProcessAlive(n.substr(n.rfind('-') + 1))) {
+      if ((n.rfind("trash-", 0) == 0 || n.rfind("disk-tree-", 0) == 0) &&
+          !ProcessAlive(n.substr(n.rfind('-') + 1))) {
         RemoveTree(ws.state_path() + "/" + n);
+      }
+    }
+  }
+  // Images a killed `disk create` or `disk put` was writing (cache/disks/.NAME.img.tmp-PID).
+  if (auto names = ListNames(ws.cache_path() + "/disks"); names.ok()) {
+    for (const auto& n : names.value()) {
+      const size_t tmp = n.rfind(".tmp-");
+      if (n[0] == '.' && tmp != std::string::npos && !ProcessAlive(n.substr(tmp + 5))) {
+        unlink((ws.cache_path() + "/disks/" + n).c_str());
       }
     }
   }

@@ -66,8 +66,9 @@ Result<CollectedLayers> CollectLayers(const Workspace& ws);
 // so it is gone at once, then deletes it. Killed in between, it stays in the
 // trash until CollectLeftovers.
 Status DeleteTreeNow(const Workspace& ws, const std::string& path);
-// Deletes what killed commands left behind: the trash, and builds a killed
-// `new` or `branch` was making. Best effort; safe at any time.
+// Deletes what killed commands left behind: the trash, builds a killed
+// `new` or `branch` was making, and the images and trees of a killed `disk`
+// command. Best effort; safe at any time.
 void CollectLeftovers(const Workspace& ws);
 // An empty directory that nothing writes to: the upper and work directory of
 // the read-only overlays of commit, status, diff and export.

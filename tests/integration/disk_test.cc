@@ -1,7 +1,9 @@
 // buildfs disk create|list|put: real ext4 images made by mke2fs, checked by
 // e2fsck and read back with debugfs, written through real mounts.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -196,6 +198,40 @@ TEST_F(DiskTest, PutPublishesTheBuildsVersionAndOpenReadersKeepTheOldOne) {
   // A new open through the other build gets the published one.
   EXPECT_TRUE(WaitUntil(
       [&] { return Sha(M("other", "cache/disks/base.img")) == Sha(Disk("base")); }, 10000));
+}
+
+// What a killed `disk create` or `disk put` leaves (a half-written image
+// beside the others, an exported tree) goes at the next prune or create;
+// what a live one is writing stays.
+TEST_F(DiskTest, LeftoversOfKilledDiskCommandsAreCollected) {
+  const std::string src = tmp("tree");
+  MakeTree(src, {{"data", RandomBytes(3, 32 << 20)}});
+  // A real one, killed at some moment of its work.
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl(BuildfsBin(), BuildfsBin(), "-C", ws().c_str(), "disk", "create", "big", "--size", "256M",
+          "--from-dir", src.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  usleep(20 * 1000);
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  // Made by hand: a dead process's and a live one's.
+  pid_t dead = 4000000;
+  while (kill(dead, 0) == 0 || errno != ESRCH) ++dead;
+  const std::string disks = ws() + "/cache/disks";
+  if (LstatErrno(disks) != 0) MakeDir(disks);
+  WriteFile(disks + "/.x.img.tmp-" + std::to_string(dead), "half");
+  WriteFile(disks + "/.y.img.tmp-" + std::to_string(getpid()), "being written");
+  MakeDir(ws() + "/.buildfs/disk-tree-x-" + std::to_string(dead));
+  ASSERT_TRUE(Buildfs({"prune"}).ok());
+  std::vector<std::string> left = ListDir(disks);
+  std::erase(left, "big.img");  // finished before the kill
+  EXPECT_EQ(left, std::vector<std::string>{".y.img.tmp-" + std::to_string(getpid())});
+  for (const auto& n : ListDir(ws() + "/.buildfs"))
+    EXPECT_EQ(n.find("disk-tree"), std::string::npos) << n;
 }
 
 // Three builds use one image at once, each with another disk tool: each sees
