@@ -181,13 +181,34 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, struct fuse_file_info* fi) {
-  auto src = Ov(req)->ReadAt(Fh(fi), off);
-  if (!src.ok()) return ReplyErr(req, src.status());
-  struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  buf.buf[0].fd = src->fd;
-  buf.buf[0].pos = src->offset;
-  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+  std::vector<Segment> segments;
+  Status st = Ov(req)->ReadAt(Fh(fi), off, size, &segments);
+  if (!st.ok()) return ReplyErr(req, st);
+  if (segments.empty()) {
+    fuse_reply_buf(req, nullptr, 0);
+    return;
+  }
+  if (segments.size() == 1) {  // a plain file: the common case, no allocation
+    struct fuse_bufvec one = FUSE_BUFVEC_INIT(segments[0].len);
+    one.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    one.buf[0].fd = segments[0].fd;
+    one.buf[0].pos = segments[0].offset;
+    fuse_reply_data(req, &one, FUSE_BUF_SPLICE_MOVE);
+    return;
+  }
+  // One buffer per segment, each read from its fd at its offset (a
+  // fuse_bufvec ends in an array of as many buffers as it counts).
+  std::vector<char> storage(sizeof(fuse_bufvec) + (segments.size() - 1) * sizeof(fuse_buf), 0);
+  auto* buf = reinterpret_cast<fuse_bufvec*>(storage.data());
+  buf->count = segments.size();
+  for (size_t i = 0; i < segments.size(); ++i) {
+    fuse_buf& b = buf->buf[i];
+    b.size = segments[i].len;
+    b.flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    b.fd = segments[i].fd;
+    b.pos = segments[i].offset;
+  }
+  fuse_reply_data(req, buf, FUSE_BUF_SPLICE_MOVE);
 }
 
 void WriteBuf(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_bufvec* in, off_t off,

@@ -27,13 +27,13 @@ Status CopyRangeAt(int from, off_t from_off, int to, off_t to_off, size_t len) {
       n = pread(from, buf, std::min(len, sizeof(buf)), from_off);
       if (n < 0 && errno == EINTR) continue;
       if (n > 0 && pwrite(to, buf, static_cast<size_t>(n), to_off) != n) {
-        return Status::FromErrno("copying a chunk");
+        return Status::FromErrno("copying data");
       }
       from_off += n;
       to_off += n;
     }
-    if (n < 0) return Status::FromErrno("copying a chunk");
-    if (n == 0) return Status::Error(EIO, "copying a chunk: the base is shorter than its map says");
+    if (n < 0) return Status::FromErrno("copying data");
+    if (n == 0) return Status::Error(EIO, "copying data: the source ends early");
     len -= static_cast<size_t>(n);
   }
   return Status::Ok();
@@ -45,6 +45,13 @@ uint64_t FileSize(int fd) {
 }
 
 }  // namespace
+
+Result<UniqueFd> MaterializeContent(const FileContent& content, const std::string& dir) {
+  UniqueFd fd(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (!fd.valid()) return Status::FromErrno(dir + ": temporary file");
+  BUILDFS_RETURN_IF_ERROR(CopyContent(content, fd.get()));
+  return fd;
+}
 
 uint8_t ChunkMap::ShiftFor(uint64_t size) {
   uint8_t shift = 22;
@@ -88,9 +95,49 @@ Result<ChunkMap> ChunkMap::Decode(std::string_view data) {
   return map;
 }
 
+uint64_t PlainContent::size() const { return size_ != kUnknownSize ? size_ : FileSize(fd_); }
+
 Status PlainContent::Segments(uint64_t off, uint64_t len, std::vector<Segment>* out) const {
-  if (off >= size_) return Status::Ok();
-  out->push_back({fd_, static_cast<off_t>(off), static_cast<size_t>(std::min(len, size_ - off))});
+  if (size_ != kUnknownSize) {
+    if (off >= size_) return Status::Ok();
+    len = std::min(len, size_ - off);
+  }
+  out->push_back({fd_, static_cast<off_t>(off), static_cast<size_t>(len)});
+  return Status::Ok();
+}
+
+Result<std::string> ReadAll(const FileContent& content) {
+  const uint64_t size = content.size();
+  std::vector<Segment> segments;
+  BUILDFS_RETURN_IF_ERROR(content.Segments(0, size, &segments));
+  std::string out(size, '\0');
+  uint64_t at = 0;
+  for (const Segment& s : segments) {
+    for (size_t done = 0; done < s.len && at + done < size;) {
+      ssize_t n =
+          pread(s.fd, out.data() + at + done, std::min<uint64_t>(s.len - done, size - at - done),
+                s.offset + static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Status::FromErrno("reading");
+      if (n == 0) break;  // the file ends here
+      done += static_cast<size_t>(n);
+    }
+    at += s.len;
+  }
+  return out;
+}
+
+Status CopyContent(const FileContent& content, int to) {
+  const uint64_t size = content.size();
+  std::vector<Segment> segments;
+  BUILDFS_RETURN_IF_ERROR(content.Segments(0, size, &segments));
+  uint64_t at = 0;
+  for (const Segment& s : segments) {
+    const uint64_t len = std::min<uint64_t>(s.len, size - at);
+    BUILDFS_RETURN_IF_ERROR(CopyRangeAt(s.fd, s.offset, to, static_cast<off_t>(at), len));
+    at += len;
+  }
+  if (ftruncate(to, static_cast<off_t>(size)) != 0) return Status::FromErrno("copying");
   return Status::Ok();
 }
 

@@ -31,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fs/common/fd.h"
 #include "fs/common/status.h"
 
 namespace buildfs {
@@ -72,21 +73,35 @@ class FileContent {
  public:
   virtual ~FileContent() = default;
   virtual uint64_t size() const = 0;
-  // Appends the segments holding [off, off + len), clipped to the size.
+  // Appends the segments holding [off, off + len), clipped to the size (a
+  // plain file's one segment may reach past its end: reads stop there).
   virtual Status Segments(uint64_t off, uint64_t len, std::vector<Segment>* out) const = 0;
+  // The fd holding every byte at its own offset, when there is one.
+  virtual int plain_fd() const { return -1; }
 };
 
-// A plain file: one fd, one segment. Does not own the fd.
+// A plain file: one fd, one segment. Does not own the fd. Without a size,
+// size() asks the file.
 class PlainContent : public FileContent {
  public:
-  PlainContent(int fd, uint64_t size) : fd_(fd), size_(size) {}
-  uint64_t size() const override { return size_; }
+  static constexpr uint64_t kUnknownSize = ~uint64_t{0};
+  explicit PlainContent(int fd, uint64_t size = kUnknownSize) : fd_(fd), size_(size) {}
+  uint64_t size() const override;
   Status Segments(uint64_t off, uint64_t len, std::vector<Segment>* out) const override;
+  int plain_fd() const override { return fd_; }
 
  private:
   int fd_;
   uint64_t size_;
 };
+
+// Every byte of `content`.
+Result<std::string> ReadAll(const FileContent& content);
+// Writes every byte of `content` to `to` at the same offsets (which must be
+// empty: ranges the content holds as holes stay holes where they can).
+Status CopyContent(const FileContent& content, int to);
+// `content` as one file (unnamed, in `dir`), for a reader that needs an fd.
+Result<UniqueFd> MaterializeContent(const FileContent& content, const std::string& dir);
 
 // A chunked file open for reading and writing. Thread-safe: one object per
 // file, shared by everyone who uses it (the map is read and changed in memory

@@ -37,7 +37,10 @@ std::string ReadVia(const FileContent& content, uint64_t off, uint64_t len) {
   std::string out;
   for (const Segment& s : segments) {
     std::string part(s.len, '\0');
-    EXPECT_EQ(pread(s.fd, part.data(), s.len, s.offset), static_cast<ssize_t>(s.len));
+    const ssize_t n =
+        pread(s.fd, part.data(), s.len, s.offset);  // short at the end of a plain file
+    EXPECT_GE(n, 0);
+    part.resize(n > 0 ? static_cast<size_t>(n) : 0);
     out += part;
   }
   return out;
@@ -308,6 +311,30 @@ TEST_F(ChunkedFileTest, RandomWorkMatchesAReferenceAcrossReopensAndFreezes) {
     ASSERT_EQ(ReadVia(*f, at, 2 * kChunk), ref.substr(at, 2 * kChunk)) << "step " << step;
   }
   EXPECT_EQ(ReadVia(*f, 0, ref.size()), ref);
+}
+
+// What commit, status, diff and export do with a file: read it whole, copy
+// it, or put it together in one file: every byte, no hole where data is.
+TEST_F(ChunkedFileTest, ReadersGetEveryByteOfAChunkedFile) {
+  MakeFiles(Pattern(16 * kChunk + 300, 10));
+  auto f = Make(upper_fd_.get(), base_);
+  std::string want = base_data_;
+  Write(*f, upper_fd_.get(), 5 * kChunk + 1, "changed");
+  want.replace(5 * kChunk + 1, 7, "changed");
+  ASSERT_OK(f->Truncate(want.size() + 2 * kChunk));
+  want.resize(want.size() + 2 * kChunk, '\0');
+  ASSERT_OK_AND_ASSIGN(std::string all, ReadAll(*f));
+  EXPECT_TRUE(all == want);
+  UniqueFd copy = NewUpper("copy");
+  ASSERT_OK(CopyContent(*f, copy.get()));
+  EXPECT_TRUE(ReadVia(PlainContent(copy.get()), 0, want.size() + 10) == want);
+  ASSERT_OK_AND_ASSIGN(UniqueFd whole, MaterializeContent(*f, tmp_.path()));
+  struct stat st;
+  ASSERT_EQ(fstat(whole.get(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), want.size());
+  EXPECT_TRUE(ReadVia(PlainContent(whole.get(), want.size()), 0, want.size()) == want);
+  EXPECT_EQ(PlainContent(whole.get()).plain_fd(), whole.get());
+  EXPECT_EQ(f->plain_fd(), -1);
 }
 
 TEST_F(ChunkedFileTest, ThreadsWritingDifferentChunksAtOnceLoseNothing) {

@@ -28,8 +28,10 @@ constexpr uint64_t kSpaceMargin = 4 << 20;
 // entry that a commit layer alone provides.
 class TreeWriter {
  public:
-  TreeWriter(Overlay& overlay, CommitBuilder& builder, CommitResult& result, const Progress& progress)
-      : ov_(overlay), b_(builder), result_(result), progress_(progress) {}
+  // `tmp_dir`: where content that is not one plain file is put together.
+  TreeWriter(Overlay& overlay, CommitBuilder& builder, CommitResult& result, const Progress& progress,
+             std::string tmp_dir)
+      : ov_(overlay), b_(builder), result_(result), progress_(progress), tmp_dir_(std::move(tmp_dir)) {}
 
   Status WriteDir(uint64_t ino, CommitBuilder::Dir dir, const std::string& path) {
     ++result_.dirs_walked;
@@ -86,11 +88,18 @@ class TreeWriter {
     std::string target;
     std::unique_ptr<FileHandle> fh;
     int fd = -1;
+    UniqueFd whole;  // the content put together, when it is not one plain file
     if (S_ISLNK(child.st.st_mode)) {
       BUILDFS_ASSIGN_OR_RETURN(target, ov_.ReadLink(child.ino));
     } else if (S_ISREG(child.st.st_mode)) {
       BUILDFS_ASSIGN_OR_RETURN(fh, ov_.Open(child.ino, O_RDONLY | O_NOATIME));
-      BUILDFS_ASSIGN_OR_RETURN(fd, ov_.ReadFd(fh.get()));
+      BUILDFS_ASSIGN_OR_RETURN(auto content, ov_.Content(fh.get()));
+      fd = content->plain_fd();
+      if (fd < 0) {
+        // Never a file with holes where its data is (a chunked copy).
+        BUILDFS_ASSIGN_OR_RETURN(whole, MaterializeContent(*content, tmp_dir_));
+        fd = whole.get();
+      }
     }
     auto checksum = b_.WriteContent(child.st, xattrs, fd, target);
     if (fh) ov_.Release(std::move(fh));
@@ -103,6 +112,7 @@ class TreeWriter {
   CommitBuilder& b_;
   CommitResult& result_;
   const Progress& progress_;
+  const std::string tmp_dir_;
   uint64_t walked_ = 0;
 };
 
@@ -123,7 +133,7 @@ Result<std::string> WriteCommit(const Workspace& ws, const BuildInfo& info, cons
   BUILDFS_ASSIGN_OR_RETURN(CommitInfo base, reader.LoadCommit(info.base));
   BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
   BUILDFS_ASSIGN_OR_RETURN(auto builder, repo->BeginCommit());
-  TreeWriter writer(overlay, *builder, *result, progress);
+  TreeWriter writer(overlay, *builder, *result, progress, ws.repo_path() + "/tmp");
   BUILDFS_RETURN_IF_ERROR(writer.WriteDir(kRootIno, builder->root(), ""));
   const CommitBuilder::Root base_root{base.root_tree, base.root_meta};
   return builder->Finish(Workspace::BaseRef(info.name), info.base, message, &base_root);

@@ -43,8 +43,8 @@ Result<Side> BuildSide(Overlay& ov, const std::string& path) {
   Status st;
   if (S_ISREG(e->st.st_mode)) {
     auto fh = ov.Open(e->ino, O_RDONLY | O_NOATIME);
-    auto fd = fh.ok() ? ov.ReadFd(fh->get()) : Result<int>(fh.status());
-    auto data = fd.ok() ? ReadAllAt(fd.value()) : Result<std::string>(fd.status());
+    auto content = fh.ok() ? ov.Content(fh->get()) : Result<std::shared_ptr<const FileContent>>(fh.status());
+    auto data = content.ok() ? ReadAll(*content.value()) : Result<std::string>(content.status());
     if (fh.ok()) ov.Release(std::move(fh.value()));
     if (data.ok()) side.data = std::move(data.value());
     st = data.status();

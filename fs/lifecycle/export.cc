@@ -47,14 +47,10 @@ class Exporter {
       BUILDFS_RETURN_IF_ERROR(CopyDir(attr.ino, sub.get(), false));
     } else if (S_ISREG(st.st_mode)) {
       BUILDFS_ASSIGN_OR_RETURN(auto fh, ov_.Open(attr.ino, O_RDONLY | O_NOATIME));
-      auto from = ov_.ReadFd(fh.get());
+      auto from = ov_.Content(fh.get());
       UniqueFd to(openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
       Status copied = !from.ok() ? from.status() : !to.valid() ? Status::FromErrno(name) : Status::Ok();
-      if (copied.ok()) {
-        // A private fd: the handle's offset is shared with nobody, but start at 0.
-        copied = lseek(from.value(), 0, SEEK_SET) == 0 ? CopyFileData(from.value(), to.get())
-                                                       : Status::FromErrno(name);
-      }
+      if (copied.ok()) copied = CopyContent(*from.value(), to.get());
       ov_.Release(std::move(fh));
       BUILDFS_RETURN_IF_ERROR(copied.With(name));
     } else if (S_ISLNK(st.st_mode)) {

@@ -101,8 +101,8 @@ class ChangeWalker {
     }
     if (!S_ISREG(child.st.st_mode)) return true;
     BUILDFS_ASSIGN_OR_RETURN(auto fh, ov_.Open(child.ino, O_RDONLY | O_NOATIME));
-    BUILDFS_ASSIGN_OR_RETURN(int fd, ov_.ReadFd(fh.get()));
-    auto now = ReadAllAt(fd);
+    BUILDFS_ASSIGN_OR_RETURN(auto content, ov_.Content(fh.get()));
+    auto now = ReadAll(*content);
     ov_.Release(std::move(fh));
     if (!now.ok()) return now.status();
     BUILDFS_ASSIGN_OR_RETURN(UniqueFd then_fd, base_.Open(path, O_RDONLY));

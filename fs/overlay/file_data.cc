@@ -54,9 +54,15 @@ auto Overlay::WithWriteFd(FileHandle* fh, Op op) -> decltype(op(0)) {
   }
 }
 
-Result<Overlay::ReadSource> Overlay::ReadAt(FileHandle* fh, off_t off) {
+Status Overlay::ReadAt(FileHandle* fh, off_t off, size_t size, std::vector<Segment>* out) {
   BUILDFS_ASSIGN_OR_RETURN(int fd, ReadFd(fh));
-  return ReadSource{fd, off};
+  out->push_back({fd, off, size});
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<const FileContent>> Overlay::Content(FileHandle* fh) {
+  BUILDFS_ASSIGN_OR_RETURN(int fd, ReadFd(fh));
+  return std::shared_ptr<const FileContent>(std::make_shared<PlainContent>(fd));
 }
 
 Result<size_t> Overlay::WriteAt(FileHandle* fh, off_t off, const CopyInto& copy) {

@@ -57,6 +57,7 @@
 #include "fs/common/fd.h"
 #include "fs/common/path.h"
 #include "fs/common/status.h"
+#include "fs/layers/chunked_file.h"
 #include "fs/layers/dir_layer.h"
 #include "fs/layers/layer.h"
 #include "fs/layers/upper_layer.h"
@@ -180,12 +181,11 @@ class Overlay {
   // channel only moves them. Writes never overlap a stack switch; reads of a
   // file that did not move since it was opened take no lock. ---
 
-  // Where the bytes at `off` of an open file are: an fd and the offset in it.
-  struct ReadSource {
-    int fd;
-    off_t offset;
-  };
-  Result<ReadSource> ReadAt(FileHandle* fh, off_t off);
+  // Where the `size` bytes at `off` of an open file are (appended to `out`).
+  Status ReadAt(FileHandle* fh, off_t off, size_t size, std::vector<Segment>* out);
+  // The bytes of an open file, for readers in this process (commit, status,
+  // diff, export). Lives as long as the handle. REQUIRES: nothing writes meanwhile.
+  Result<std::shared_ptr<const FileContent>> Content(FileHandle* fh);
   // Stores bytes at `off`: `copy(fd, offset)` moves them from the request
   // into `fd` (a splice where it can) and returns their count or -errno.
   using CopyInto = std::function<ssize_t(int fd, off_t offset)>;
