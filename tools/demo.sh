@@ -2,7 +2,7 @@
 # The demo: sets everything up, then shows a build directory at work on the
 # example tree in examples/hello: init, new, mount, build inside the mount,
 # write, list, umount, mount again (the change is still there), status,
-# branch, commit, log.
+# branch, commit, log, and a builddisk that a branch writes privately.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 buildfs=$("$top/tools/build.sh" buildfs)
@@ -51,6 +51,11 @@ run "$buildfs" commit demo -m "built hello, moved src/"
 run "$buildfs" log demo
 run "$buildfs" status demo
 run "$buildfs" list --json
+run "$buildfs" disk create hello --size 16M -b demo
+step "e2fsck -fy bugfix/cache/disks/hello.img    # bugfix writes its own copy of the shared image"
+e2fsck -fy bugfix/cache/disks/hello.img
+run "$buildfs" disk list -b bugfix
+run "$buildfs" disk list -b demo
 run "$buildfs" umount demo
 run "$buildfs" umount bugfix
 printf "\nThe demo workspace is %s: try %s -C %s list\n" "$ws" "$buildfs" "$ws"
