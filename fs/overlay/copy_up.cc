@@ -154,11 +154,17 @@ Status Overlay::CopyUpData(uint64_t ino) {
       BUILDFS_RETURN_IF_ERROR(CopyUp(parent));
     }
     BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent tmp, upper_.NewWorkEntry("copyup", ino));
-    BUILDFS_RETURN_IF_ERROR(CopyToWork(*layer, from, tmp, ino, /*with_data=*/true));
+    Status copied = CopyToWork(*layer, from, tmp, ino, /*with_data=*/true);
     // Meanwhile the file may have been copied up (a rename, a chmod),
-    // removed, or moved with its directory, and the stack may have changed:
+    // removed, or moved with its directory, and the stack may have changed
+    // (a commit folds the layer the copy read from, which is then deleted):
     // install only if it is still needed, at the path it has now.
     std::shared_lock tree(tree_mu_);
+    if (!copied.ok()) {
+      std::lock_guard lock(mu_);
+      if (node->generation.load() != generation) continue;  // the stack changed: again, from where it is now
+      return copied;
+    }
     auto locked = LockNode(ino, /*exclusive=*/true);
     if (!locked.ok()) {
       upper_.Discard(tmp);

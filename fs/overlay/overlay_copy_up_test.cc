@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <mutex>
 #include <string>
@@ -401,6 +403,28 @@ TEST_F(CopyUpWhileOthersWorkTest, AFileRemovedDuringItsCopyIsNotOpened) {
   auto gone = overlay_->Lookup(dir_, "big");
   ASSERT_OK(gone);
   EXPECT_EQ(gone->ino, 0u);
+}
+
+// A commit folds the layer a copy reads from into a new one and deletes it
+// while the copy runs (the copy holds no lock): the copy starts over from
+// where the data is now.
+TEST_F(CopyUpWhileOthersWorkTest, ACopyWhoseLayerIsFoldedAwayStartsOverFromTheNewOne) {
+  const std::string folded = tmp_.Path("folded");
+  testing::MakeTree(folded, {{"d/big", std::string(1 << 20, 'x')}, {"other", "other\n"}});
+  StartOpen();
+  auto replaced = std::async(std::launch::async, [&]() -> Status {
+    BUILDFS_ASSIGN_OR_RETURN(auto layer, DirLayer::Open(folded, {"", false, true}));
+    return overlay_->ReplaceLowers({{std::shared_ptr<Layer>(std::move(layer)), false}});
+  });
+  const bool switched = replaced.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  if (!switched) gate_->gate.Release();
+  ASSERT_TRUE(switched) << "the stack switch waited for the copy";
+  ASSERT_OK(replaced.get());
+  ASSERT_EQ(unlink((lower_ + "/d/big").c_str()), 0);  // the old layer is deleted
+  ASSERT_OK(FinishOpen());
+  WriteAndRelease("qq");
+  EXPECT_EQ(ReadWhole("d/big"), "qq" + std::string((1 << 20) - 2, 'x'));
+  EXPECT_EQ(testing::ListDir(work_), work_before_);
 }
 
 TEST_F(CopyUpWhileOthersWorkTest, AFileCopiedUpMeanwhileKeepsThatCopy) {
