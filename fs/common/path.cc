@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace buildfs {
@@ -42,8 +43,10 @@ Result<UniqueFd> OpenBeneath(int root_fd, const std::string& path, int flags, mo
     // A deep entry: its directories are opened a stretch at a time, each
     // beneath the one before (so still beneath the root, without symlinks).
     size_t cut = path.rfind('/', kMaxPathPerCall);
-    if (cut == std::string::npos || cut == 0) return Status::Error(ENAMETOOLONG, path.substr(0, 64) + "...");
-    BUILDFS_ASSIGN_OR_RETURN(UniqueFd dir, OpenBeneath(root_fd, path.substr(0, cut), O_RDONLY | O_DIRECTORY));
+    if (cut == std::string::npos || cut == 0)
+      return Status::Error(ENAMETOOLONG, path.substr(0, 64) + "...");
+    BUILDFS_ASSIGN_OR_RETURN(UniqueFd dir,
+                             OpenBeneath(root_fd, path.substr(0, cut), O_RDONLY | O_DIRECTORY));
     return OpenBeneath(dir.get(), path.substr(cut + 1), flags, mode);
   }
   struct open_how how = {};
@@ -71,6 +74,28 @@ Result<ParentRef> OpenParentBeneath(int root_fd, const std::string& path) {
   auto [dir, name] = SplitPath(path);
   BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenDirBeneath(root_fd, dir));
   return ParentRef{std::move(fd), name};
+}
+
+// Copies `len` bytes at `from_off` of `from` to `to_off` of `to`.
+Status CopyDataRange(int from, off_t from_off, int to, off_t to_off, size_t len) {
+  while (len > 0) {
+    ssize_t n = copy_file_range(from, &from_off, to, &to_off, len, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+      char buf[1 << 16];
+      n = pread(from, buf, std::min(len, sizeof(buf)), from_off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n > 0 && pwrite(to, buf, static_cast<size_t>(n), to_off) != n) {
+        return Status::FromErrno("copying data");
+      }
+      from_off += n;
+      to_off += n;
+    }
+    if (n < 0) return Status::FromErrno("copying data");
+    if (n == 0) return Status::Error(EIO, "copying data: the source ends early");
+    len -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
 }
 
 Status CopyFileData(int from, int to) {

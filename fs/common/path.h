@@ -49,6 +49,9 @@ Result<std::vector<std::string>> ListNames(const std::string& path);
 // copy_file_range where the filesystems allow (the kernel may share extents),
 // else with read and write (across filesystems).
 Status CopyFileData(int from, int to);
+// Copies `len` bytes at `from_off` of `from` to `to_off` of `to`
+// (copy_file_range, with the same fallback); EIO when `from` ends early.
+Status CopyDataRange(int from, off_t from_off, int to, off_t to_off, size_t len);
 // Writes `data` to `path` atomically: a temporary file beside it, fsync, rename.
 Status WriteFileAtomic(const std::string& path, std::string_view data);
 // Reads a whole file.

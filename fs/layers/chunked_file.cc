@@ -10,34 +10,14 @@
 #include <cstring>
 #include <mutex>
 
+#include "fs/common/path.h"
+
 namespace buildfs {
 namespace {
 
 constexpr char kMagic[4] = {'B', 'F', 'C', 'K'};
 constexpr size_t kHeader = 16;
 constexpr uint64_t kMaxChunks = 16384;  // a 2 KiB bitmap
-
-// Copies `len` bytes at `from_off` of `from` to `to_off` of `to`.
-Status CopyRangeAt(int from, off_t from_off, int to, off_t to_off, size_t len) {
-  while (len > 0) {
-    ssize_t n = copy_file_range(from, &from_off, to, &to_off, len, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
-      char buf[1 << 16];
-      n = pread(from, buf, std::min(len, sizeof(buf)), from_off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n > 0 && pwrite(to, buf, static_cast<size_t>(n), to_off) != n) {
-        return Status::FromErrno("copying data");
-      }
-      from_off += n;
-      to_off += n;
-    }
-    if (n < 0) return Status::FromErrno("copying data");
-    if (n == 0) return Status::Error(EIO, "copying data: the source ends early");
-    len -= static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
 
 uint64_t FileSize(int fd) {
   struct stat st;
@@ -134,7 +114,7 @@ Status CopyContent(const FileContent& content, int to) {
   uint64_t at = 0;
   for (const Segment& s : segments) {
     const uint64_t len = std::min<uint64_t>(s.len, size - at);
-    BUILDFS_RETURN_IF_ERROR(CopyRangeAt(s.fd, s.offset, to, static_cast<off_t>(at), len));
+    BUILDFS_RETURN_IF_ERROR(CopyDataRange(s.fd, s.offset, to, static_cast<off_t>(at), len));
     at += len;
   }
   if (ftruncate(to, static_cast<off_t>(size)) != 0) return Status::FromErrno("copying");
@@ -231,7 +211,7 @@ Status ChunkedFile::CopyChunk(uint64_t c) {
   BUILDFS_RETURN_IF_ERROR(base_->Segments(start, len, &from));
   uint64_t at = start;
   for (const Segment& s : from) {
-    BUILDFS_RETURN_IF_ERROR(CopyRangeAt(s.fd, s.offset, upper_, static_cast<off_t>(at), s.len));
+    BUILDFS_RETURN_IF_ERROR(CopyDataRange(s.fd, s.offset, upper_, static_cast<off_t>(at), s.len));
     at += s.len;
   }
   if (at != start + len)

@@ -20,9 +20,14 @@ Result<BuildView> OpenBuildView(const Workspace& ws, const std::string& name) {
   BuildView view;
   view.base = stack.lowers.back().layer;
   view.overlay = std::make_unique<Overlay>(std::move(stack));
-  view.private_dirs.push_back(ws.upper_path(name));
-  for (const auto& id : info.layers) view.private_dirs.push_back(ws.layer_path(id));
+  view.private_dirs = PrivateDirs(ws, info);
   return view;
+}
+
+std::vector<std::string> PrivateDirs(const Workspace& ws, const BuildInfo& info) {
+  std::vector<std::string> dirs{ws.upper_path(info.name)};
+  for (const auto& id : info.layers) dirs.push_back(ws.layer_path(id));
+  return dirs;
 }
 
 Result<Xattrs> OverlayXattrs(Overlay& ov, uint64_t ino) {
@@ -42,7 +47,8 @@ Result<EntryOut> LookupPath(Overlay& ov, const std::string& path) {
   size_t pos = 0;
   while (pos < path.size()) {
     size_t slash = path.find('/', pos);
-    std::string name = path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+    std::string name =
+        path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
     pos = slash == std::string::npos ? path.size() : slash + 1;
     BUILDFS_ASSIGN_OR_RETURN(EntryOut next, ov.Lookup(cur.ino, name));
     if (cur.ino != kRootIno) ov.Forget(cur.ino, 1);

@@ -22,6 +22,10 @@ struct BuildView {
   std::vector<std::string> private_dirs;
 };
 
+// The directories of a build's private layers, upper first: where its
+// changes (and its own versions of cache/ files) are.
+std::vector<std::string> PrivateDirs(const Workspace& ws, const BuildInfo& info);
+
 // REQUIRES: the build's BuildLock (its layers must not change meanwhile).
 Result<BuildView> OpenBuildView(const Workspace& ws, const std::string& name);
 // What BuildStatus reports, for a view already open (status.cc).

@@ -15,7 +15,9 @@
 #include "fs/common/fd.h"
 #include "fs/common/path.h"
 #include "fs/layers/chunked_file.h"
+#include "fs/layers/upper_format.h"
 #include "fs/lifecycle/build_lock.h"
+#include "fs/lifecycle/build_view.h"
 #include "fs/lifecycle/changes.h"
 #include "fs/lifecycle/stack.h"
 
@@ -95,11 +97,8 @@ struct PrivateVersion {
   uint64_t bytes = 0;  // disk space of every private copy
 };
 
-Result<PrivateVersion> FindPrivate(const Workspace& ws, const std::string& build,
-                                   const std::string& disk) {
-  BUILDFS_ASSIGN_OR_RETURN(BuildInfo info, ws.LoadBuild(build));
-  std::vector<std::string> dirs{ws.upper_path(build)};
-  for (const auto& id : info.layers) dirs.push_back(ws.layer_path(id));
+// `dirs`: the build's private layers, upper first (PrivateDirs).
+PrivateVersion FindPrivate(const std::vector<std::string>& dirs, const std::string& disk) {
   PrivateVersion v;
   bool hidden = false;  // a layer above deleted it or made cache/ or cache/disks/ new
   for (const auto& dir : dirs) {
@@ -119,7 +118,7 @@ Result<PrivateVersion> FindPrivate(const Workspace& ws, const std::string& build
     }
     for (const char* d : {"/cache", "/cache/disks"}) {
       char value[2];
-      if (lgetxattr((dir + d).c_str(), "trusted.overlay.opaque", value, sizeof(value)) == 1 &&
+      if (lgetxattr((dir + d).c_str(), kOpaqueXattr, value, sizeof(value)) == 1 &&
           value[0] == 'y') {
         hidden = true;
       }
@@ -139,14 +138,7 @@ std::string DiskPath(const Workspace& ws, const std::string& disk) {
   return DisksPath(ws) + "/" + disk + kSuffix;
 }
 
-Status ValidateDiskName(const std::string& disk) {
-  Status st = ValidateBuildName(disk);
-  if (st.ok()) return st;
-  std::string message = st.message();
-  const std::string build = "build name";
-  if (message.compare(0, 13, "invalid build") == 0) message.replace(8, build.size(), "disk name");
-  return Status::Error(EINVAL, message);
-}
+Status ValidateDiskName(const std::string& disk) { return ValidateBuildName(disk, "disk name"); }
 
 Status CreateDisk(const Workspace& ws, const std::string& disk, uint64_t size,
                   const DiskSource& source, const Progress& progress) {
@@ -222,8 +214,8 @@ Result<std::vector<DiskInfo>> ListDisks(const Workspace& ws, const std::string& 
     BUILDFS_ASSIGN_OR_RETURN(BuildLock held, BuildLock::Acquire(ws, build, "disk list"));
     lock = std::make_unique<BuildLock>(std::move(held));
     BUILDFS_ASSIGN_OR_RETURN(BuildInfo info, ws.LoadBuild(build));
-    add_names(ws.upper_path(build) + "/cache/disks");
-    for (const auto& id : info.layers) add_names(ws.layer_path(id) + "/cache/disks");
+    private_dirs = PrivateDirs(ws, info);
+    for (const auto& dir : private_dirs) add_names(dir + "/cache/disks");
   }
   std::vector<DiskInfo> out;
   for (auto& [name, info] : disks) {
@@ -233,7 +225,7 @@ Result<std::vector<DiskInfo>> ListDisks(const Workspace& ws, const std::string& 
     info.shared_size = info.shared ? static_cast<uint64_t>(st.st_size) : 0;
     info.size = info.shared_size;
     if (!build.empty()) {
-      BUILDFS_ASSIGN_OR_RETURN(PrivateVersion v, FindPrivate(ws, build, name));
+      const PrivateVersion v = FindPrivate(private_dirs, name);
       info.private_copy = v.found;
       info.deleted = v.deleted;
       info.private_bytes = v.bytes;
@@ -249,7 +241,8 @@ Status PutDisk(const Workspace& ws, const std::string& build, const std::string&
                const Progress& progress) {
   BUILDFS_RETURN_IF_ERROR(ValidateDiskName(disk));
   BUILDFS_ASSIGN_OR_RETURN(BuildLock lock, BuildLock::Acquire(ws, build, "disk put"));
-  BUILDFS_ASSIGN_OR_RETURN(PrivateVersion v, FindPrivate(ws, build, disk));
+  BUILDFS_ASSIGN_OR_RETURN(BuildInfo info, ws.LoadBuild(build));
+  const PrivateVersion v = FindPrivate(PrivateDirs(ws, info), disk);
   if (v.deleted) return Status::Error(ENOENT, "disk " + disk + ": deleted in build " + build);
   if (!v.found) {
     return Status::Error(ENOENT, "disk " + disk + ": build " + build +
@@ -275,15 +268,10 @@ Status PutDisk(const Workspace& ws, const std::string& build, const std::string&
     const uint64_t total = static_cast<uint64_t>(st.st_size);
     for (uint64_t done_bytes = 0; done_bytes < total;) {
       if (progress.cancelled()) return Status::Error(ECANCELED, "cancelled");
-      off_t in = static_cast<off_t>(done_bytes), out = static_cast<off_t>(done_bytes);
-      ssize_t n =
-          copy_file_range(from.get(), &in, to.get(), &out,
-                          static_cast<size_t>(std::min<uint64_t>(kPiece, total - done_bytes)), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0)
-        return n == 0 ? Status::Error(EIO, v.path + ": shorter than it was")
-                      : Status::FromErrno(tmp);
-      done_bytes += static_cast<uint64_t>(n);
+      const off_t at = static_cast<off_t>(done_bytes);
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(kPiece, total - done_bytes));
+      BUILDFS_RETURN_IF_ERROR(CopyDataRange(from.get(), at, to.get(), at, n).With(v.path));
+      done_bytes += n;
       progress.Report(done_bytes, total);
     }
     if (fchmod(to.get(), st.st_mode & 07777) != 0) return Status::FromErrno(tmp);

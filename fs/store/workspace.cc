@@ -51,9 +51,10 @@ std::string Printable(const std::string& name) {
 
 }  // namespace
 
-Status ValidateBuildName(const std::string& name) {
+Status ValidateBuildName(const std::string& name, const char* what) {
   auto bad = [&](const std::string& why) {
-    return Status::Error(EINVAL, "invalid build name '" + Printable(name) + "': " + why);
+    return Status::Error(EINVAL,
+                         std::string("invalid ") + what + " '" + Printable(name) + "': " + why);
   };
   if (name.empty()) return bad("empty");
   if (name.size() > 100) return bad("longer than 100 characters");
@@ -169,7 +170,8 @@ Result<BuildInfo> Workspace::LoadBuild(const std::string& name) const {
     const auto& v = j[key];
     if (!v.is_array()) return damaged(std::string("has a \"") + key + "\" that is not a list");
     for (const auto& x : v) {
-      if (!x.is_string()) return damaged(std::string("has a \"") + key + "\" entry that is not a string");
+      if (!x.is_string())
+        return damaged(std::string("has a \"") + key + "\" entry that is not a string");
       out->push_back(x.get<std::string>());
     }
     return Status::Ok();
@@ -186,14 +188,16 @@ Result<BuildInfo> Workspace::LoadBuild(const std::string& name) const {
   for (auto [key, out] : {std::pair{"pending_freeze", &info.pending_freeze},
                           std::pair{"pending_unfreeze", &info.pending_unfreeze}}) {
     if (!j.contains(key)) continue;
-    if (!j[key].is_string()) return damaged(std::string("has a \"") + key + "\" that is not a string");
+    if (!j[key].is_string())
+      return damaged(std::string("has a \"") + key + "\" that is not a string");
     *out = j[key].get<std::string>();
   }
   return info;
 }
 
 std::string BuildJson(const BuildInfo& info) {
-  nlohmann::json j = {{"format", 1}, {"name", info.name}, {"base", info.base}, {"layers", info.layers}};
+  nlohmann::json j = {
+      {"format", 1}, {"name", info.name}, {"base", info.base}, {"layers", info.layers}};
   if (!info.pending_freeze.empty()) j["pending_freeze"] = info.pending_freeze;
   if (!info.pending_commit.empty()) j["pending_commit"] = info.pending_commit;
   if (!info.pending_cache.empty()) j["pending_cache"] = info.pending_cache;

@@ -41,8 +41,9 @@ std::string BuildJson(const BuildInfo& info);
 // A build name is also a directory name and part of OSTree refs
 // (builds/NAME/base): letters, digits, '_', '.' and '-', starting with a
 // letter, digit or '_', without "..", at most 100 bytes, and none of the
-// workspace's own directories. EINVAL otherwise, saying why.
-Status ValidateBuildName(const std::string& name);
+// workspace's own directories. EINVAL otherwise, saying why; `what` names
+// the kind of name in the message (disk names follow the same rules).
+Status ValidateBuildName(const std::string& name, const char* what = "build name");
 
 class Workspace {
  public:
