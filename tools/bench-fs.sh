@@ -3,8 +3,9 @@
 # and fuse-overlayfs over the same tree (by default the Linux 6.1 source from
 # Debian's linux-source-6.1, ~84,000 entries), side by side in one invocation:
 #   mount, stat walk, read walk, git status (cold, warm), create 20,000 small
-#   files, a bounded kernel compile, read of a big file (cold, warm) and the
-#   copy-up of a 4 KiB write into it.
+#   files, a bounded kernel compile, read of a big file (cold, warm), the
+#   copy-up of a 4 KiB write into it, a scattered rewrite of 1 % of it and a
+#   read after that, and the first write into a dirty 1 GiB file after a branch.
 # Every system is mounted fresh for every run; runs are interleaved (run 1 of
 # every system, then run 2, ...). Prints one Markdown table of medians and
 # ratios to native. Needs root, /dev/fuse and kernel overlayfs. See --help.
@@ -54,6 +55,7 @@ Options:
   --compile-target T   make target(s) of the compile, space- or
                        comma-separated (default "kernel/ mm/ lib/", see below)
   --big-mib N          size of the big file in MiB (default 2048)
+  --dirty-mib N        size of the dirty file of branch-write (default 1024)
   -h, --help           this help
 Options taking a value also take the form --option=value.
 
@@ -91,8 +93,26 @@ Workloads (rows of the table, in the order they run; --only takes these names):
                      copy-up: the same dd into the native file itself (its
                      content does not matter to the benchmark)
   copy-up bytes      (comes with copy-up) what that write added to the private
-                     layer: du -sb of the upper directory after minus before,
-                     in MiB (buildfs: WS/.buildfs/builds/bigN/upper); no ratio
+                     layer: disk space (du -sB1 --exclude=.buildfs-bases) of
+                     the upper directory after minus before, in MiB (buildfs:
+                     WS/.buildfs/builds/bigN/upper; its .buildfs-bases holds
+                     hard links to the files chunked copies read from, which
+                     take no new space); no ratio
+  rewrite-1pct       then, in the same mount: 1 % of big.img rewritten in
+                     64 KiB writes at scattered offsets (one perl process,
+                     fixed sequence; no sync)
+  rewrite-1pct bytes (comes with it) what the rewrite added, as copy-up bytes
+  big-read-after     dd if=big.img of=/dev/null bs=1M after the rewrite, page
+                     cache dropped first
+  branch-write       then, in the same mount: dirty.img (--dirty-mib MiB,
+                     written and synced in the mount, so in the private layer)
+                     is "branched" and written: buildfs branch bigN bigNb, then
+                     a 4 KiB write into dirty.img in bigN (its private layer is
+                     frozen by the branch); overlayfs and fuse-overlayfs: the
+                     mount is remade with its upper as the top lower layer and
+                     a new upper (what a branch is there), then the same write;
+                     page cache dropped first. native: the write alone
+  branch-write bytes (comes with it) what that write added, as copy-up bytes
   copy-up-beside     mkdir, create and stat of a new file beside big.img,
                      started 0.3 s into the same dd (page cache dropped first)
                      on a fresh mount: how long other requests wait while a
@@ -154,7 +174,7 @@ machine: run it on an otherwise idle machine.
 DIR must be new, empty, or a work directory this script made (it holds
 DIR/.bench-fs.lock). Every mount below DIR/run and DIR/data/ws (where the
 script mounts) is unmounted on exit and on Ctrl-C; no other mount is
-touched. Builds runN/bigN/wideN left by an interrupted invocation are removed by the
+touched. Builds runN/bigN/bigNb/wideN left by an interrupted invocation are removed by the
 next one. Needs root, /dev/fuse, kernel overlayfs, python3 and git.
 EOF
 }
@@ -170,10 +190,12 @@ systems=native,overlayfs,fuse-overlayfs,buildfs
 skip_compile=0
 compile_target="kernel/ mm/ lib/"
 big_mib=2048
+dirty_mib=1024
 
 all_systems=(native overlayfs fuse-overlayfs buildfs)
 all_workloads=(mount stat read git-status-first git-status-second create compile
-  big-read-cold big-read-warm copy-up copy-up-beside ls-wide-cold ls-wide-warm)
+  big-read-cold big-read-warm copy-up rewrite-1pct big-read-after branch-write copy-up-beside
+  ls-wide-cold ls-wide-warm)
 
 fail_usage() { echo "bench-fs: $*" >&2; exit 2; }
 need_arg() { [[ $# -ge 2 && -n $2 ]] || fail_usage "$1 needs a value (see --help)"; }
@@ -193,10 +215,11 @@ while [[ $# -gt 0 ]]; do
     --skip-compile) skip_compile=1; shift ;;
     --compile-target) need_arg "$@"; compile_target=$2; shift 2 ;;
     --big-mib) need_arg "$@"; big_mib=$2; shift 2 ;;
+    --dirty-mib) need_arg "$@"; dirty_mib=$2; shift 2 ;;
     *) fail_usage "unknown option '$1' (see --help)" ;;
   esac
 done
-for v in runs big_mib; do
+for v in runs big_mib dirty_mib; do
   [[ ${!v} =~ ^[1-9][0-9]{0,6}$ ]] || fail_usage "--${v//_/-} must be a positive integer, not '${!v}'"
 done
 
@@ -227,6 +250,8 @@ else
       big-read) sel[big-read-cold]=1; sel[big-read-warm]=1 ;;
       ls-wide) sel[ls-wide-cold]=1; sel[ls-wide-warm]=1 ;;
       copy-up-bytes) sel[copy-up]=1 ;;
+      rewrite-1pct-bytes) sel[rewrite-1pct]=1 ;;
+      branch-write-bytes) sel[branch-write]=1 ;;
       *)
         [[ " ${all_workloads[*]} " == *" $w "* ]] ||
           fail_usage "--only: unknown workload '$w' (known: ${all_workloads[*]}, git-status, big-read, ls-wide)"
@@ -241,7 +266,9 @@ selected() { [[ -n ${sel[$1]:-} ]]; }
 tree_work=0 big_work=0 wide_work=0
 for w in mount stat read git-status-first git-status-second create; do selected "$w" && tree_work=1; done
 selected compile && [[ $skip_compile -eq 0 ]] && tree_work=1
-for w in big-read-cold big-read-warm copy-up copy-up-beside; do selected "$w" && big_work=1; done
+for w in big-read-cold big-read-warm copy-up rewrite-1pct big-read-after branch-write copy-up-beside; do
+  selected "$w" && big_work=1
+done
 for w in ls-wide-cold ls-wide-warm; do selected "$w" && wide_work=1; done
 compile_target=${compile_target//,/ }
 read -r -a compile_args <<<"$compile_target"
@@ -350,7 +377,7 @@ bfs() { "$buildfs" -C "$ws" "$@"; }
 builds() {
   timeout 120 "$buildfs" -C "$ws" list --json | python3 -c 'import json, sys; [print(b["name"]) for b in json.load(sys.stdin)]'
 }
-run_builds() { builds | grep -E '^(run|big|wide)[0-9]+$' || true; }
+run_builds() { builds | grep -E '^(run|big|wide)[0-9]+b?$' || true; }
 build_exists() { builds | grep -x "$1" >/dev/null; }  # not -q: no SIGPIPE
 
 # quiet CMD...: an untimed step that must work; a failure shows its output and stops.
@@ -591,6 +618,21 @@ w_compile() { make -j"$jobs" O="$1" "${compile_args[@]}"; }
 w_big_read() { dd if="$1" of=/dev/null bs=1M status=none; }
 w_ls() { ls -l >/dev/null; }
 w_copy_up() { dd if=/dev/zero of="$1" bs=4k count=1 seek=1000 conv=notrunc status=none; }
+w_rewrite() {  # FILE: 1 % of it in 64 KiB writes at scattered offsets
+  perl -e '
+    my ($path) = @ARGV;
+    open(my $f, "+<", $path) or die "$path: $!\n";
+    my $blocks = int((-s $path) / 65536);
+    my $n = int($blocks / 100) || 1;
+    my $buf = "x" x 65536;
+    my $x = 12345;
+    for (1 .. $n) {
+      $x = ($x * 1103515245 + 12345) % 2147483648;
+      sysseek($f, ($x % $blocks) * 65536, 0) or die "seek: $!\n";
+      syswrite($f, $buf) == 65536 or die "write: $!\n";
+    }' "$1"
+}
+private_bytes() { du -sB1 --exclude=.buildfs-bases "$1" | cut -f1; }
 w_beside() { mkdir "$1/beside" && touch "$1/beside/x" && stat "$1/beside/x" >/dev/null; }
 
 # find_pid PROG ARG...: the process whose argv[0] ends in PROG and whose other
@@ -764,20 +806,27 @@ big_phase() {
     measure big-read-warm / w_big_read "$file" || true
   fi
   if selected copy-up; then
-    if [[ -n $sys_upper ]]; then
-      before=$(du -sb "$sys_upper" | cut -f1)
-      abefore=$(du -sB1 "$sys_upper" | cut -f1)
-    fi
+    [[ -z $sys_upper ]] || before=$(private_bytes "$sys_upper")
     drop_caches
     if measure copy-up / w_copy_up "$file" && [[ -n $sys_upper ]]; then
       sync
-      after=$(du -sb "$sys_upper" | cut -f1)
-      aafter=$(du -sB1 "$sys_upper" | cut -f1)
-      record copy-up-bytes bytes "$((after - before))"
-      record copy-up-allocated-bytes bytes "$((aafter - abefore))"
+      record copy-up-bytes bytes "$(($(private_bytes "$sys_upper") - before))"
     fi
   fi
+  if selected rewrite-1pct; then
+    [[ -z $sys_upper ]] || before=$(private_bytes "$sys_upper")
+    drop_caches
+    if measure rewrite-1pct / w_rewrite "$file" && [[ -n $sys_upper ]]; then
+      sync
+      record rewrite-1pct-bytes bytes "$(($(private_bytes "$sys_upper") - before))"
+    fi
+  fi
+  if selected big-read-after; then
+    drop_caches
+    measure big-read-after / w_big_read "$file" || true
+  fi
   record_rss rss-after-big
+  if selected branch-write; then branch_write; fi
   teardown big
   if selected copy-up-beside; then
     local writer beside
@@ -791,6 +840,35 @@ big_phase() {
     wait "$writer" || true
     teardown big
   fi
+}
+
+# The first write into a dirty file after a branch (see --help, branch-write).
+branch_write() {
+  local dirty=$sys_root before base lower
+  [[ $sys != native ]] || dirty=$run_dir/native-big
+  dd if=/dev/urandom of="$dirty/dirty.img" bs=1M count="$dirty_mib" conv=fsync status=none
+  case $sys in
+    buildfs) quiet bfs branch "$sys_build" "${sys_build}b" ;;
+    overlayfs|fuse-overlayfs)
+      base=$run_dir/$sys-big
+      umount_retry "$sys_root"
+      mkdir "$base/upper2" "$base/work2"
+      lower=$base/upper:$big_dir
+      if [[ $sys == overlayfs ]]; then
+        mount -t overlay overlay -o "lowerdir=$lower,upperdir=$base/upper2,workdir=$base/work2" "$sys_root"
+      else
+        fuse-overlayfs -o "lowerdir=$lower,upperdir=$base/upper2,workdir=$base/work2" "$sys_root"
+        sys_pid=$(find_pid fuse-overlayfs "$sys_root") || sys_pid=
+      fi
+      sys_upper=$base/upper2 ;;
+  esac
+  [[ -z $sys_upper ]] || before=$(private_bytes "$sys_upper")
+  drop_caches
+  if measure branch-write / w_copy_up "$dirty/dirty.img" && [[ -n $sys_upper ]]; then
+    sync
+    record branch-write-bytes bytes "$(($(private_bytes "$sys_upper") - before))"
+  fi
+  [[ $sys != buildfs ]] || quiet bfs rm "${sys_build}b"
 }
 
 wide_phase() {
@@ -828,7 +906,7 @@ workload_rows=()
 for w in "${all_workloads[@]}"; do
   if selected "$w"; then
     workload_rows+=("$w")
-    [[ $w != copy-up ]] || workload_rows+=(copy-up-bytes)
+    case $w in copy-up|rewrite-1pct|branch-write) workload_rows+=("$w-bytes") ;; esac
   fi
 done
 export B_SAMPLES=$samples B_JSON=$json B_SYSTEMS="${sys_list[*]}" B_ROWS="${workload_rows[*]}"
@@ -872,7 +950,7 @@ def errors(metric, system):
 def secs(x):
     return "%.3f" % x if x >= 0.1 else "%.4f" % x
 
-no_ratio = {"mount", "copy-up-bytes"}
+no_ratio = {"mount"} | {w for w in rows if w.endswith("-bytes")}
 medians, ratios = {}, {}
 for w in rows:
     for s in systems:
@@ -889,7 +967,7 @@ for w in rows:
 def cell(w, s):
     if w == "compile" and compile_why:
         return compile_why if s == systems[0] else "-"
-    if s == "native" and w in ("mount", "copy-up-bytes"):
+    if s == "native" and (w == "mount" or w.endswith("-bytes")):
         return "-"
     errs = errors(w, s)
     if errs:
@@ -897,7 +975,7 @@ def cell(w, s):
     if w not in medians or s not in medians[w]:
         return "-"
     m = medians[w][s]
-    if w == "copy-up-bytes":
+    if w.endswith("-bytes"):
         return "%.1f MiB" % (m / 1048576)
     text = secs(m)
     if w in ratios and s in ratios[w]:
@@ -933,7 +1011,7 @@ if walks:
 print("ratio: median over runs of (run k of the system / run k of native); times are medians of %d runs, in seconds" % runs)
 tree = ("%s (%s entries, %.1f MiB)" % (env["B_TREE"], env["B_TREE_ENTRIES"], int(env["B_TREE_BYTES"]) / 1048576)
         if env["B_TREE"] else "not used")
-big = "%s MiB" % env["B_BIG_MIB"] if set(rows) & {"big-read-cold", "big-read-warm", "copy-up", "copy-up-beside"} else "not used"
+big = "%s MiB" % env["B_BIG_MIB"] if set(rows) & {"big-read-cold", "big-read-warm", "copy-up", "rewrite-1pct", "big-read-after", "branch-write", "copy-up-beside"} else "not used"
 if "compile" not in rows:
     comp = "not run"
 elif compile_why:

@@ -213,7 +213,7 @@ void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, struct fus
 
 void WriteBuf(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_bufvec* in, off_t off,
               struct fuse_file_info* fi) {
-  auto written = Ov(req)->WriteAt(Fh(fi), off, [in](int fd, off_t at) -> ssize_t {
+  auto written = Ov(req)->WriteAt(Fh(fi), off, fuse_buf_size(in), [in](int fd, off_t at) -> ssize_t {
     struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
     out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
     out.buf[0].fd = fd;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -136,6 +137,13 @@ Status ChunkedFile::Create(int upper_fd, const FileContent& base, uint8_t shift)
 }
 
 bool ChunkedFile::IsChunked(int fd) { return fgetxattr(fd, kChunksXattr, nullptr, 0) >= 0; }
+
+Result<std::unique_ptr<ChunkedFile>> ChunkedFile::Open(UniqueFd upper_fd,
+                                                       std::shared_ptr<const FileContent> base) {
+  BUILDFS_ASSIGN_OR_RETURN(auto file, Open(upper_fd.get(), std::move(base)));
+  file->owned_ = std::move(upper_fd);
+  return file;
+}
 
 Result<std::unique_ptr<ChunkedFile>> ChunkedFile::Open(int upper_fd,
                                                        std::shared_ptr<const FileContent> base) {
@@ -285,6 +293,83 @@ Status ChunkedFile::Fallocate(int mode, uint64_t off, uint64_t len) {
   if (whole.empty()) return Status::Ok();
   for (uint64_t c : whole) map_.Set(c);
   return WriteMap();
+}
+
+namespace {
+
+Result<std::string> GetXattr(int fd, const char* name) {
+  char buf[256];
+  ssize_t n = fgetxattr(fd, name, buf, sizeof(buf));
+  if (n < 0) return Status::FromErrno(name);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// The name a base has in a bases directory.
+Result<std::string> BaseName(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return Status::FromErrno("base");
+  char name[64];
+  snprintf(name, sizeof(name), "%lx-%lx", static_cast<unsigned long>(st.st_dev),
+           static_cast<unsigned long>(st.st_ino));
+  return std::string(name);
+}
+
+Result<UniqueFd> OpenBase(int bases_dir, int fd) {
+  BUILDFS_ASSIGN_OR_RETURN(std::string name, GetXattr(fd, kBaseXattr));
+  if (bases_dir < 0) return Status::Error(EIO, "chunked file: its layer keeps no bases");
+  if (name.empty() || name.find('/') != std::string::npos || name[0] == '.') {
+    return Status::Error(EIO, "chunked file: a damaged base name");
+  }
+  UniqueFd base(openat(bases_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!base.valid()) return Status::FromErrno(std::string("chunked file: its base ") + name);
+  return base;
+}
+
+// Hard-links the file at `fd` and its chain of bases into `to_bases`;
+// returns its name there.
+Result<std::string> PinBase(int fd, int from_bases, int to_bases) {
+  BUILDFS_ASSIGN_OR_RETURN(std::string name, BaseName(fd));
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  if (linkat(AT_FDCWD, proc.c_str(), to_bases, name.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
+      errno != EEXIST) {
+    return Status::FromErrno("pinning a base");
+  }
+  // Its own chain is pinned every time: a pin cut short by a kill has the
+  // file without the rest.
+  if (ChunkedFile::IsChunked(fd)) {
+    BUILDFS_ASSIGN_OR_RETURN(UniqueFd next, OpenBase(from_bases, fd));
+    BUILDFS_RETURN_IF_ERROR(PinBase(next.get(), from_bases, to_bases).status());
+  }
+  return name;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<ChunkedFile>> OpenChunkedFile(UniqueFd fd, int bases_dir) {
+  BUILDFS_ASSIGN_OR_RETURN(UniqueFd base_fd, OpenBase(bases_dir, fd.get()));
+  BUILDFS_ASSIGN_OR_RETURN(auto base, OpenFileContent(std::move(base_fd), bases_dir));
+  BUILDFS_ASSIGN_OR_RETURN(auto file, ChunkedFile::Open(std::move(fd), std::move(base)));
+  return std::shared_ptr<ChunkedFile>(std::move(file));
+}
+
+Result<std::shared_ptr<const FileContent>> OpenFileContent(UniqueFd fd, int bases_dir) {
+  if (!ChunkedFile::IsChunked(fd.get())) {
+    return std::shared_ptr<const FileContent>(std::make_shared<PlainContent>(std::move(fd)));
+  }
+  BUILDFS_ASSIGN_OR_RETURN(auto file, OpenChunkedFile(std::move(fd), bases_dir));
+  return std::shared_ptr<const FileContent>(std::move(file));
+}
+
+Status MakeChunkedCopy(int upper_fd, int base_fd, int from_bases, int to_bases, uint8_t shift) {
+  BUILDFS_ASSIGN_OR_RETURN(std::string name, PinBase(base_fd, from_bases, to_bases));
+  UniqueFd again(fcntl(base_fd, F_DUPFD_CLOEXEC, 0));
+  if (!again.valid()) return Status::FromErrno("chunked copy");
+  BUILDFS_ASSIGN_OR_RETURN(auto base, OpenFileContent(std::move(again), from_bases));
+  BUILDFS_RETURN_IF_ERROR(ChunkedFile::Create(upper_fd, *base, shift));
+  if (fsetxattr(upper_fd, kBaseXattr, name.data(), name.size(), 0) != 0) {
+    return Status::FromErrno("chunked copy: its base");
+  }
+  return Status::Ok();
 }
 
 ChunkMap ChunkedFile::map() const {

@@ -37,6 +37,16 @@
 namespace buildfs {
 
 inline constexpr char kChunksXattr[] = "trusted.buildfs.chunks";
+// The name of a chunked file's base in its layer's bases directory.
+inline constexpr char kBaseXattr[] = "trusted.buildfs.base";
+// The bases directory, at the root of an upper or frozen layer: a hard link
+// to every file a chunked file of the layer reads from (the whole chain: a
+// base may be chunked itself), named "DEV-INO" in hex. It pins them: a base
+// replaced or deleted where it was (`disk put`, a prune of its commit, a
+// commit folding its layer) lives on here. Hidden from the merged tree.
+inline constexpr char kBasesDir[] = ".buildfs-bases";
+// Regular files of at least this size are copied up chunked.
+inline constexpr uint64_t kChunkedCopyMin = uint64_t{64} << 20;
 
 // The chunk map, as stored in kChunksXattr.
 struct ChunkMap {
@@ -86,6 +96,8 @@ class PlainContent : public FileContent {
  public:
   static constexpr uint64_t kUnknownSize = ~uint64_t{0};
   explicit PlainContent(int fd, uint64_t size = kUnknownSize) : fd_(fd), size_(size) {}
+  // Keeps `fd` open as long as it lives.
+  explicit PlainContent(UniqueFd fd) : fd_(fd.get()), size_(kUnknownSize), owned_(std::move(fd)) {}
   uint64_t size() const override;
   Status Segments(uint64_t off, uint64_t len, std::vector<Segment>* out) const override;
   int plain_fd() const override { return fd_; }
@@ -93,6 +105,7 @@ class PlainContent : public FileContent {
  private:
   int fd_;
   uint64_t size_;
+  UniqueFd owned_;
 };
 
 // Every byte of `content`.
@@ -116,6 +129,9 @@ class ChunkedFile : public FileContent {
   // Opens a chunked file made by Create. Repairs a map a killed daemon left
   // larger than the file (a truncate between its two steps).
   static Result<std::unique_ptr<ChunkedFile>> Open(int upper_fd,
+                                                   std::shared_ptr<const FileContent> base);
+  // The same, keeping `upper_fd` open as long as it lives.
+  static Result<std::unique_ptr<ChunkedFile>> Open(UniqueFd upper_fd,
                                                    std::shared_ptr<const FileContent> base);
   // Whether the file at `fd` is chunked (carries a chunk map).
   static bool IsChunked(int fd);
@@ -144,9 +160,26 @@ class ChunkedFile : public FileContent {
   Status WriteMap();  // REQUIRES: mu_ exclusive
 
   int upper_;
+  UniqueFd owned_;  // upper_, when the object keeps it
   std::shared_ptr<const FileContent> base_;
   mutable std::shared_mutex mu_;  // guards map_
   ChunkMap map_;
 };
+
+// The bytes of the file at `fd`, which they keep open: the file itself when
+// it is plain; when it is chunked, a ChunkedFile over its chain of bases,
+// opened in `bases_dir` (the bases directory of the file's layer; -1: none).
+// A chunked file's upper fd must be open for writing to write through it.
+Result<std::shared_ptr<const FileContent>> OpenFileContent(UniqueFd fd, int bases_dir);
+// The same for a file that is chunked.
+Result<std::shared_ptr<ChunkedFile>> OpenChunkedFile(UniqueFd fd, int bases_dir);
+
+// Makes the empty file `upper_fd` (in a layer whose bases directory is
+// `to_bases`) the chunked copy of the file at `base_fd` (whose layer's bases
+// directory is `from_bases`, -1: none): pins the base and its chain in
+// `to_bases`, then writes the chunk map and the base's name. EXDEV: the base
+// is on another filesystem (copy it whole instead); nothing is pinned then.
+// `shift`: as for ChunkedFile::Create.
+Status MakeChunkedCopy(int upper_fd, int base_fd, int from_bases, int to_bases, uint8_t shift = 0);
 
 }  // namespace buildfs

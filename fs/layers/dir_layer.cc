@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "fs/common/path.h"
+#include "fs/layers/chunked_file.h"
 #include "fs/layers/upper_format.h"
 
 namespace buildfs {
@@ -146,6 +147,7 @@ Result<LayerEntry> DirLayer::Lookup(const std::string& path) {
     e.kind = LayerEntry::kPresent;
     return e;
   }
+  if (options_.overlay_format && place.rel == kBasesDir) return e;  // not part of the tree
   auto parent = OpenParent(place.rel);
   if (!parent.ok()) {
     if (parent.code() == ENOENT || parent.code() == ENOTDIR || parent.code() == ELOOP) return e;
@@ -181,6 +183,7 @@ Status DirLayer::ReadDir(const std::string& path, std::vector<LayerDirent>* out)
   while (struct dirent* ent = readdir(d)) {
     std::string name = ent->d_name;
     if (name == "." || name == "..") continue;
+    if (options_.overlay_format && place.rel.empty() && name == kBasesDir) continue;
     bool whiteout = false;
     bool is_dir = ent->d_type == DT_DIR;
     if (ent->d_type == DT_UNKNOWN || (options_.overlay_format && ent->d_type == DT_CHR)) {
@@ -194,6 +197,35 @@ Status DirLayer::ReadDir(const std::string& path, std::vector<LayerDirent>* out)
   }
   closedir(d);
   return Status::Ok();
+}
+
+Result<UniqueFd> DirLayer::OpenBases() {
+  if (!options_.overlay_format) return UniqueFd();
+  UniqueFd fd(openat(root_.get(), kBasesDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid() && errno != ENOENT) return Status::FromErrno(root_path_ + "/" + kBasesDir);
+  return fd;
+}
+
+bool DirLayer::HasBases() {
+  int known = has_bases_.load();
+  if (known < 0) {
+    struct stat st;
+    known = options_.overlay_format &&
+            fstatat(root_.get(), kBasesDir, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    has_bases_ = known;
+  }
+  return known == 1;
+}
+
+Result<UniqueFd> DirLayer::MakeBases() {
+  if (!options_.overlay_format) return Status::Error(EINVAL, "a layer without bases");
+  if (mkdirat(root_.get(), kBasesDir, 0700) != 0 && errno != EEXIST) {
+    return Status::FromErrno(root_path_ + "/" + kBasesDir);
+  }
+  has_bases_ = 1;
+  BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenBases());
+  if (!fd.valid()) return Status::Error(ENOENT, root_path_ + "/" + kBasesDir);
+  return fd;
 }
 
 Result<UniqueFd> DirLayer::Open(const std::string& path, int flags) {

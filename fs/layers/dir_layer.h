@@ -8,6 +8,7 @@
 // Holds one fd (the root) for its life. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,12 @@ class DirLayer : public Layer {
   Status ReadDir(const std::string& path, std::vector<LayerDirent>* out) override;
   Result<UniqueFd> Open(const std::string& path, int flags) override;
   Result<std::string> ReadLink(const std::string& path) override;
+  Result<UniqueFd> OpenBases() override;
+  // Whether the layer has a bases directory, so that its files may be
+  // chunked (learned once: only MakeBases adds one to a layer).
+  bool HasBases();
+  // The bases directory, made when missing (overlay format only).
+  Result<UniqueFd> MakeBases();
   Result<Xattrs> ListXattrs(const std::string& path) override;
 
   int root_fd() const { return root_.get(); }
@@ -79,6 +86,7 @@ class DirLayer : public Layer {
   std::string root_path_;
   DirLayerOptions options_;
   std::string key_;
+  std::atomic<int> has_bases_{-1};  // -1: not known yet
 
   std::mutex dirs_mu_;  // guards the two below; held for the map only
   std::list<std::pair<std::string, DirFd>> dirs_;  // most recently used first

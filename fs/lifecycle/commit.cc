@@ -139,13 +139,14 @@ Result<std::string> WriteCommit(const Workspace& ws, const BuildInfo& info, cons
   return builder->Finish(Workspace::BaseRef(info.name), info.base, message, &base_root);
 }
 
-// Bytes of the regular files below `dir_fd` (the top-level cache/ skipped).
+// Bytes of the regular files below `dir_fd` (the top-level cache/ and the
+// bases of chunked files skipped).
 // A mounted build's upper changes meanwhile: what vanishes is not counted.
 Result<uint64_t> FileBytes(int dir_fd, bool is_root) {
   BUILDFS_ASSIGN_OR_RETURN(auto names, ListNamesAt(dir_fd));
   uint64_t total = 0;
   for (const auto& name : names) {
-    if (is_root && name == "cache") continue;
+    if (is_root && (name == "cache" || name == kBasesDir)) continue;
     struct stat st;
     if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;

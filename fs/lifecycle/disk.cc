@@ -94,6 +94,7 @@ struct PrivateVersion {
   bool found = false;
   bool deleted = false;
   std::string path;
+  std::string layer;   // the private layer holding it
   uint64_t bytes = 0;  // disk space of every private copy
 };
 
@@ -110,6 +111,7 @@ PrivateVersion FindPrivate(const std::vector<std::string>& dirs, const std::stri
         if (!v.found && !hidden) {
           v.found = true;
           v.path = path;
+          v.layer = dir;
         }
       } else if (!v.found && !hidden && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
         v.deleted = true;
@@ -250,10 +252,12 @@ Status PutDisk(const Workspace& ws, const std::string& build, const std::string&
   }
   UniqueFd from(open(v.path.c_str(), O_RDONLY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC));
   if (!from.valid()) return Status::FromErrno(v.path);
-  // A chunked copy holds only the chunks the build wrote: never publish holes.
-  if (ChunkedFile::IsChunked(from.get())) {
-    return Status::Error(EOPNOTSUPP, "disk " + disk + ": a chunked copy cannot be published yet");
-  }
+  struct stat st;
+  if (fstat(from.get(), &st) != 0) return Status::FromErrno(v.path);
+  // A chunked copy holds only the chunks the build wrote: the rest is read
+  // from its bases, so that the image published is whole.
+  UniqueFd bases(open((v.layer + "/" + kBasesDir).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  BUILDFS_ASSIGN_OR_RETURN(auto content, OpenFileContent(std::move(from), bases.get()));
   if (mkdir(DisksPath(ws).c_str(), 0755) != 0 && errno != EEXIST)
     return Status::FromErrno(DisksPath(ws));
   const std::string tmp =
@@ -261,19 +265,24 @@ Status PutDisk(const Workspace& ws, const std::string& build, const std::string&
   Status done = [&]() -> Status {
     UniqueFd to(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!to.valid()) return Status::FromErrno(tmp);
-    struct stat st;
-    if (fstat(from.get(), &st) != 0) return Status::FromErrno(v.path);
     // By pieces, so that progress shows and Ctrl-C stops it.
     constexpr size_t kPiece = 64 << 20;
-    const uint64_t total = static_cast<uint64_t>(st.st_size);
+    const uint64_t total = content->size();
     for (uint64_t done_bytes = 0; done_bytes < total;) {
       if (progress.cancelled()) return Status::Error(ECANCELED, "cancelled");
-      const off_t at = static_cast<off_t>(done_bytes);
       const size_t n = static_cast<size_t>(std::min<uint64_t>(kPiece, total - done_bytes));
-      BUILDFS_RETURN_IF_ERROR(CopyDataRange(from.get(), at, to.get(), at, n).With(v.path));
-      done_bytes += n;
+      std::vector<Segment> segments;
+      BUILDFS_RETURN_IF_ERROR(content->Segments(done_bytes, n, &segments).With(v.path));
+      if (segments.empty()) return Status::Error(EIO, v.path + ": shorter than its size");
+      for (const Segment& s : segments) {
+        BUILDFS_RETURN_IF_ERROR(
+            CopyDataRange(s.fd, s.offset, to.get(), static_cast<off_t>(done_bytes), s.len)
+                .With(v.path));
+        done_bytes += s.len;
+      }
       progress.Report(done_bytes, total);
     }
+    if (ftruncate(to.get(), static_cast<off_t>(total)) != 0) return Status::FromErrno(tmp);
     if (fchmod(to.get(), st.st_mode & 07777) != 0) return Status::FromErrno(tmp);
     return Publish(tmp, DiskPath(ws, disk), /*replace=*/true);
   }();

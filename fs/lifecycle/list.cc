@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include "fs/common/path.h"
+#include "fs/layers/chunked_file.h"
 #include "fs/lifecycle/builds.h"
 #include "fs/lifecycle/mounter.h"
 
@@ -10,11 +11,13 @@ namespace buildfs {
 namespace {
 
 // What the top level of a private layer holds: changes to the build's tree
-// (any name but cache), to the shared cache (cache).
+// (any name but cache), to the shared cache (cache); the bases its chunked
+// files read from are neither.
 void AddChangesOf(const std::string& layer, BuildSummary* s) {
   auto names = ListNames(layer);
   if (!names.ok()) return;
   for (const auto& n : names.value()) {
+    if (n == kBasesDir) continue;
     (n == "cache" ? s->cache_changes : s->dirty) = true;
   }
 }

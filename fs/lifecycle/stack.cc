@@ -14,6 +14,7 @@
 
 #include "fs/common/path.h"
 #include "fs/common/xattr.h"
+#include "fs/layers/chunked_file.h"
 #include "fs/layers/ostree_layer.h"
 #include "fs/store/repo.h"
 
@@ -176,6 +177,10 @@ Result<std::string> CopyCacheOfLayer(const Workspace& ws, const std::string& id)
   if (mkdir(path.c_str(), 0755) != 0) return Status::FromErrno(path);
   UniqueFd to(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   Status st_copy = to.valid() ? LinkTreeAt(from.get(), to.get(), "cache") : Status::FromErrno(path);
+  // Chunked files of cache/ read from the layer's bases: they come along.
+  if (st_copy.ok() && fstatat(from.get(), kBasesDir, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    st_copy = LinkTreeAt(from.get(), to.get(), kBasesDir);
+  }
   if (!st_copy.ok()) {
     RemoveTree(path);
     return st_copy;

@@ -3,9 +3,10 @@
 // under the lock of the directory it goes into; CopyUpData copies a writer's
 // data with no lock held and takes the lock only to install the copy.
 //
-// A whole file is copied (copy_file_range, so the kernel may share extents).
-// Big files will get a chunk map instead (DESIGN.md, "Big files"); CopyToWork
-// is the one place that changes.
+// A file is copied whole (copy_file_range, so the kernel may share extents),
+// but a big one, which comes up as a chunked file: a sparse file and a chunk
+// map over the lower file, which the upper pins (DESIGN.md, "Big files";
+// chunked_file.h). Its chunks come up on their first write.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -18,8 +19,25 @@
 
 namespace buildfs {
 
+Status Overlay::CopyFileUp(Layer& layer, const std::string& path, const struct stat& st, int to,
+                           DirLayer& upper) {
+  BUILDFS_ASSIGN_OR_RETURN(UniqueFd from, layer.Open(path, O_RDONLY | O_NOATIME));
+  // Only a layer that keeps bases holds chunked files.
+  BUILDFS_ASSIGN_OR_RETURN(UniqueFd from_bases, layer.OpenBases());
+  const bool chunked = from_bases.valid() && ChunkedFile::IsChunked(from.get());
+  if (chunked || static_cast<uint64_t>(st.st_size) >= stack_.chunked_copy_min) {
+    BUILDFS_ASSIGN_OR_RETURN(UniqueFd to_bases, upper.MakeBases());
+    Status made = MakeChunkedCopy(to, from.get(), from_bases.get(), to_bases.get(), stack_.chunk_shift);
+    if (made.code() != EXDEV) return made;
+    // The base is on another filesystem: it cannot be pinned, so it is copied.
+  }
+  if (!chunked) return CopyFileData(from.get(), to);
+  BUILDFS_ASSIGN_OR_RETURN(auto content, OpenFileContent(std::move(from), from_bases.get()));
+  return CopyContent(*content, to);
+}
+
 Status Overlay::CopyToWork(Layer& layer, const std::string& path, const UpperLayer::Parent& tmp_at,
-                           uint64_t ino, bool with_data) {
+                           uint64_t ino, bool with_data, DirLayer& upper) {
   const int work = tmp_at.dir->get();
   const std::string& tmp = tmp_at.name;
   BUILDFS_ASSIGN_OR_RETURN(LayerEntry e, layer.Lookup(path));
@@ -31,10 +49,7 @@ Status Overlay::CopyToWork(Layer& layer, const std::string& path, const UpperLay
   } else if (S_ISREG(st.st_mode)) {
     UniqueFd to(openat(work, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!to.valid()) return Status::FromErrno(tmp);
-    if (with_data) {
-      auto from = layer.Open(path, O_RDONLY | O_NOATIME);
-      made = from.ok() ? CopyFileData(from->get(), to.get()) : from.status();
-    }
+    if (with_data) made = CopyFileUp(layer, path, st, to.get(), upper);
   } else if (S_ISLNK(st.st_mode)) {
     BUILDFS_ASSIGN_OR_RETURN(std::string target, layer.ReadLink(path));
     if (symlinkat(target.c_str(), work, tmp.c_str()) != 0) return Status::FromErrno(tmp);
@@ -109,7 +124,8 @@ Status Overlay::CopyUp(uint64_t ino, bool with_data) {
     if (view.lower.empty()) return Status::Error(EIO, view.path + ": no layer holds it");
     const Source& src = view.lower.front();
     BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent tmp, upper_.NewWorkEntry("copyup", ino));
-    BUILDFS_RETURN_IF_ERROR(CopyToWork(*layers_[src.layer].layer, src.path, tmp, ino, with_data));
+    BUILDFS_RETURN_IF_ERROR(
+        CopyToWork(*layers_[src.layer].layer, src.path, tmp, ino, with_data, *stack_.upper));
     return InstallCopy(node.get(), tmp, view.path);
   }
 }
@@ -129,7 +145,8 @@ Status Overlay::InstallCopy(Node* node, const UpperLayer::Parent& tmp, const std
 Status Overlay::CopyUpData(uint64_t ino) {
   for (;;) {
     Pin node;
-    std::shared_ptr<Layer> layer;  // lives through a stack change
+    std::shared_ptr<Layer> layer;     // lives through a stack change
+    std::shared_ptr<DirLayer> upper;  // the upper it goes to
     std::string from;
     uint64_t generation = 0;
     {
@@ -148,13 +165,14 @@ Status Overlay::CopyUpData(uint64_t ino) {
         // first): its path here is where its source is.
         BUILDFS_ASSIGN_OR_RETURN(Source src, TopSource(*n));
         layer = layers_[src.layer].layer;
+        upper = stack_.upper;
         from = src.path;
         generation = n->generation.load();
       }
       BUILDFS_RETURN_IF_ERROR(CopyUp(parent));
     }
     BUILDFS_ASSIGN_OR_RETURN(UpperLayer::Parent tmp, upper_.NewWorkEntry("copyup", ino));
-    Status copied = CopyToWork(*layer, from, tmp, ino, /*with_data=*/true);
+    Status copied = CopyToWork(*layer, from, tmp, ino, /*with_data=*/true, *upper);
     // Meanwhile the file may have been copied up (a rename, a chmod),
     // removed, or moved with its directory, and the stack may have changed
     // (a commit folds the layer the copy read from, which is then deleted):

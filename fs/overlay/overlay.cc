@@ -469,7 +469,7 @@ Result<EntryOut> Overlay::SetAttr(uint64_t ino, const SetAttrIn& in, FileHandle*
   if (in.set_size) {
     UniqueFd fd(openat(dir, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) return Status::FromErrno("truncate");
-    if (ftruncate(fd.get(), in.size) != 0) return Status::FromErrno("truncate");
+    BUILDFS_RETURN_IF_ERROR(Truncate(node.pin.get(), view, fd.get(), in.size));
   }
   if (in.set_atime || in.set_mtime) {
     struct timespec ts[2];
@@ -511,6 +511,13 @@ Result<UniqueFd> Overlay::OpenView(const View& view, int flags) {
   return layers_[src.layer].layer->Open(src.path, O_RDONLY | (oflags & O_NOATIME));
 }
 
+Status Overlay::Truncate(Node* node, const View& view, int fd, off_t size) {
+  BUILDFS_ASSIGN_OR_RETURN(auto chunked, ChunkedOf(node, view, fd));
+  if (chunked) return chunked->Truncate(static_cast<uint64_t>(size));
+  if (ftruncate(fd, size) != 0) return Status::FromErrno("truncate");
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   const bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
   // A writer's data is copied up with no lock held; O_TRUNC: no point
@@ -525,8 +532,9 @@ Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   if (flags & O_TRUNC) {
     // The handle may be read-only (O_RDONLY|O_TRUNC): truncate through a writer.
     BUILDFS_ASSIGN_OR_RETURN(UniqueFd writer, OpenView(view, O_WRONLY));
-    if (ftruncate(writer.get(), 0) != 0) return Status::FromErrno("truncate");
+    BUILDFS_RETURN_IF_ERROR(Truncate(node.pin.get(), view, writer.get(), 0));
   }
+  BUILDFS_ASSIGN_OR_RETURN(auto chunked, ChunkedOf(node.pin.get(), view, fd.get()));
   auto fh = std::make_unique<FileHandle>();
   fh->fd = fd.get();
   fh->fds.push_back(std::move(fd));
@@ -535,6 +543,7 @@ Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   fh->writable = write;
   fh->generation = view.generation;
   std::lock_guard lock(mu_);
+  SetChunked(fh.get(), std::move(chunked));
   Node* n = node.pin.get();
   fh->moved = &n->generation;
   fh->keep_cache = view.in_upper || view.orphan ||

@@ -78,6 +78,10 @@ struct LayerStack {
   std::shared_ptr<DirLayer> upper;
   std::shared_ptr<DirLayer> work;
   std::vector<StackLayer> lowers;
+  // Regular files of at least this size copy up chunked (chunked_file.h);
+  // `chunk_shift`: their chunk size's log2 (0: by size). Tests use small ones.
+  uint64_t chunked_copy_min = kChunkedCopyMin;
+  uint8_t chunk_shift = 0;
 };
 
 // Who is asking (for owners of new entries).
@@ -122,6 +126,11 @@ struct FileHandle {
   uint64_t ino = 0;
   uint64_t generation = 0;               // node generation at (re)open
   const std::atomic<uint64_t>* moved = nullptr;  // the node's generation
+  // The node's file as a chunked file (shared by its handles) when the
+  // file `fd` is in is chunked, else null; each one stays alive in
+  // `chunked_files` until release, as fds do.
+  std::atomic<ChunkedFile*> chunked{nullptr};
+  std::vector<std::shared_ptr<ChunkedFile>> chunked_files;  // REQUIRES: Overlay::mu_ to change
   int flags = 0;
   bool writable = false;
   bool keep_cache = false;
@@ -186,16 +195,16 @@ class Overlay {
   // The bytes of an open file, for readers in this process (commit, status,
   // diff, export). Lives as long as the handle. REQUIRES: nothing writes meanwhile.
   Result<std::shared_ptr<const FileContent>> Content(FileHandle* fh);
-  // Stores bytes at `off`: `copy(fd, offset)` moves them from the request
-  // into `fd` (a splice where it can) and returns their count or -errno.
+  // Stores the `len` bytes at `off`: `copy(fd, offset)` moves them from the
+  // request into `fd` (a splice where it can) and returns their count or -errno.
   using CopyInto = std::function<ssize_t(int fd, off_t offset)>;
-  Result<size_t> WriteAt(FileHandle* fh, off_t off, const CopyInto& copy);
+  Result<size_t> WriteAt(FileHandle* fh, off_t off, size_t len, const CopyInto& copy);
   Status Fallocate(FileHandle* fh, int mode, off_t off, off_t len);
   Status Fsync(FileHandle* fh, bool datasync);
   // copy_file_range between two open files (the second open for writing).
   Result<size_t> CopyRange(FileHandle* in, off_t in_off, FileHandle* out, off_t out_off, size_t len);
-  // The whole file, for readers in this process (commit, status, export):
-  // the fd to read from, from offset 0. REQUIRES: nothing writes meanwhile.
+  // The fd of the file the handle's node is in now (for a chunked file,
+  // the upper's: read through ReadAt or Content instead).
   Result<int> ReadFd(FileHandle* fh);
 
   // The directory's merged listing; its entries' numbers and types (but
@@ -328,6 +337,10 @@ class Overlay {
     std::unique_ptr<CachedAttr> attr;
     std::unique_ptr<Xattrs> xattrs;
     std::unique_ptr<DirState> dir;
+    // Its file as a chunked file, while a handle uses it, and the
+    // generation it belongs to.
+    std::weak_ptr<ChunkedFile> chunked;
+    uint64_t chunked_generation = 0;
 
     DirState& Dir() {
       if (!dir) dir = std::make_unique<DirState>();
@@ -492,8 +505,24 @@ class Overlay {
   // Builds a copy of `path` of `layer` at `tmp` in work/ with owner, mode,
   // times, xattrs and the inode number; removes it on failure. Touches no
   // overlay state, so it runs without locks.
+  // `upper`: the upper the copy goes to (its bases directory pins what a
+  // chunked copy reads from).
   Status CopyToWork(Layer& layer, const std::string& path, const UpperLayer::Parent& tmp, uint64_t ino,
-                    bool with_data);
+                    bool with_data, DirLayer& upper);
+  // The data of the regular file at `path` of `layer` into the empty file
+  // `to`: chunked (chunked_file.h) when it is big or chunked already and
+  // `upper` can pin its base, else whole.
+  Status CopyFileUp(Layer& layer, const std::string& path, const struct stat& st, int to,
+                    DirLayer& upper);
+  // The node's file as a chunked file shared by its handles, when `fd`
+  // (its file, as `view` sees it) is chunked; null when it is plain.
+  // REQUIRES: the node pinned, mu_ not held.
+  Result<std::shared_ptr<ChunkedFile>> ChunkedOf(Node* node, const View& view, int fd);
+  // Sets the size of the node's file `fd` (in the upper), through its
+  // chunk map when it is chunked. REQUIRES: as ChunkedOf.
+  Status Truncate(Node* node, const View& view, int fd, off_t size);
+  // Makes `file` (or none) the handle's chunked file. REQUIRES: mu_.
+  static void SetChunked(FileHandle* fh, std::shared_ptr<ChunkedFile> file);
   // Moves a finished copy (from CopyToWork) to the node's path in the
   // upper and makes it the node's file. REQUIRES: the parent's lock exclusive.
   Status InstallCopy(Node* node, const UpperLayer::Parent& tmp, const std::string& path);

@@ -346,7 +346,7 @@ class CopyUpWhileOthersWorkTest : public ::testing::Test {
     ASSERT_OK(fh);
     auto fd = overlay_->ReadFd(fh->get());
     ASSERT_OK(fd);
-    auto n = overlay_->WriteAt(fh->get(), 0, [&](int to, off_t at) -> ssize_t {
+    auto n = overlay_->WriteAt(fh->get(), 0, data.size(), [&](int to, off_t at) -> ssize_t {
       ssize_t w = pwrite(to, data.data(), data.size(), at);
       return w < 0 ? -errno : w;
     });

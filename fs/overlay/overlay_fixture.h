@@ -71,12 +71,34 @@ class OverlayTest : public ::testing::Test {
     LayerStack stack;
     ASSERT_OK_AND_ASSIGN(stack.upper, DirLayer::Open(upper_, {"", true, false}));
     ASSERT_OK_AND_ASSIGN(stack.work, DirLayer::Open(work_, {"", false, false}));
+    for (const auto& frozen : frozen_) {
+      ASSERT_OK_AND_ASSIGN(auto layer, DirLayer::Open(frozen, {"", true, true, true}));
+      stack.lowers.push_back({std::move(layer), true});
+    }
     ASSERT_OK_AND_ASSIGN(auto cache, DirLayer::Open(cache_, {"cache", false, false}));
     stack.lowers.push_back({std::move(cache), false});
     ASSERT_OK_AND_ASSIGN(auto base, OstreeLayer::Open(tmp_.Path("repo"), commit_));
     stack.lowers.push_back({std::move(base), false});
+    stack.chunked_copy_min = chunked_copy_min_;
+    stack.chunk_shift = chunk_shift_;
     overlay_ = std::make_unique<Overlay>(std::move(stack));
     ASSERT_OK(overlay_->Prepare());
+  }
+
+  // Freezes the upper, as a branch does: it becomes the topmost frozen
+  // layer (kept by the next Mount), and a new, empty upper takes its place.
+  void Freeze() {
+    std::string frozen = tmp_.Path("frozen" + std::to_string(frozen_.size() + 1));
+    ASSERT_OK(overlay_->FreezeUpper([&](std::shared_ptr<DirLayer>* new_upper,
+                                        StackLayer* layer) -> Status {
+      if (rename(upper_.c_str(), frozen.c_str()) != 0) return Status::FromErrno("freeze");
+      if (mkdir(upper_.c_str(), 0755) != 0) return Status::FromErrno("freeze");
+      BUILDFS_ASSIGN_OR_RETURN(*new_upper, DirLayer::Open(upper_, {"", true, false}));
+      BUILDFS_ASSIGN_OR_RETURN(auto f, DirLayer::Open(frozen, {"", true, true, true}));
+      *layer = {std::move(f), true};
+      return Status::Ok();
+    }));
+    frozen_.insert(frozen_.begin(), frozen);
   }
 
   // The inode of `name` in `parent` (0 when absent); counts one lookup.
@@ -124,16 +146,17 @@ class OverlayTest : public ::testing::Test {
     auto fh = overlay_->Open(ino, O_RDONLY);
     EXPECT_OK(fh);
     if (!fh.ok()) return "<open failed>";
-    auto fd = overlay_->ReadFd(fh->get());
-    EXPECT_OK(fd);
-    std::string out = fd.ok() ? ReadFd(fd.value()) : "<no fd>";
+    auto content = overlay_->Content(fh->get());
+    EXPECT_OK(content);
+    auto data = content.ok() ? ReadAll(*content.value()) : Result<std::string>(content.status());
+    EXPECT_OK(data);
     overlay_->Release(std::move(fh.value()));
-    return out;
+    return data.ok() ? data.value() : "<read failed>";
   }
 
   // Writes `data` at `offset` through the open handle `fh`.
   Result<size_t> WriteAt(FileHandle* fh, const std::string& data, off_t offset = 0) {
-    return overlay_->WriteAt(fh, offset, [&](int fd, off_t at) -> ssize_t {
+    return overlay_->WriteAt(fh, offset, data.size(), [&](int fd, off_t at) -> ssize_t {
       ssize_t n = pwrite(fd, data.data(), data.size(), at);
       return n < 0 ? -errno : n;
     });
@@ -182,6 +205,9 @@ class OverlayTest : public ::testing::Test {
   std::string cache_ = tmp_.Path("cache");
   std::string commit_;
   uint64_t commit_time_ = 0;
+  std::vector<std::string> frozen_;  // frozen layers, topmost first
+  uint64_t chunked_copy_min_ = kChunkedCopyMin;
+  uint8_t chunk_shift_ = 0;
   std::unique_ptr<Overlay> overlay_;
 };
 

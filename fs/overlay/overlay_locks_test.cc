@@ -222,7 +222,7 @@ TEST_F(OverlayLocksTest, ThreadsAtOnceLeaveATreeAFreshOverlayReadsTheSame) {
             check(fh.status(), "create " + d + "/" + name);
             if (fh.ok()) {
               std::string data(rng() % 100, 'a' + t);
-              auto n = o->WriteAt(fh->get(), 0, [&](int fd, off_t off) -> ssize_t {
+              auto n = o->WriteAt(fh->get(), 0, data.size(), [&](int fd, off_t off) -> ssize_t {
                 ssize_t w = pwrite(fd, data.data(), data.size(), off);
                 return w < 0 ? -errno : w;
               });

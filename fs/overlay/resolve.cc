@@ -120,6 +120,9 @@ Result<Overlay::Resolved> Overlay::Resolve(const View& parent, const std::string
   // "." and ".." would reach outside the layer roots; the kernel never sends them.
   if (name.size() > 255) return Status::Error(ENAMETOOLONG, "name longer than 255 bytes");
   if (!IsValidName(name)) return Status::Error(EINVAL, "invalid name '" + name + "'");
+  if (parent.ino == kRootIno && name == kBasesDir) {
+    return Status::Error(EPERM, std::string(kBasesDir) + " at the root is buildfs's own");
+  }
   Resolved r;
   LayerEntry identity;
   Source identity_source{0, ""};

@@ -235,11 +235,12 @@ TEST_F(DiskTest, LeftoversOfKilledDiskCommandsAreCollected) {
 }
 
 // Three builds use one image at once, each with another disk tool: each sees
-// only its own changes, each image stays clean, the shared one untouched.
+// only its own changes, each image stays clean, the shared one untouched,
+// and each build's private copy holds only the chunks its tool wrote.
 TEST_F(DiskTest, ThreeBuildsWriteOneImageAtOnceEachPrivately) {
   const std::string src = tmp("tree");
   MakeTree(src, {{"etc/motd", "shared\n"}, {"data/blob", RandomBytes(7, 1 << 20)}});
-  ASSERT_TRUE(Buildfs({"disk", "create", "base", "--size", "64M", "--from-dir", src}).ok());
+  ASSERT_TRUE(Buildfs({"disk", "create", "base", "--size", "256M", "--from-dir", src}).ok());
   const std::string shared_sha = Sha(Disk("base"));
   for (const char* b : {"b1", "b2", "b3"}) NewMounted(b);
   const std::string f1 = tmp("f1");
@@ -268,6 +269,12 @@ TEST_F(DiskTest, ThreeBuildsWriteOneImageAtOnceEachPrivately) {
   for (const char* b : {"b1", "b2", "b3"}) {
     CommandResult fsck = Fsck(M(b, "cache/disks/base.img"));
     EXPECT_TRUE(fsck.ok()) << b << ": " << fsck.Describe();
+    // A few 4 MiB chunks (superblock, group descriptors, bitmaps, inodes,
+    // the blocks written), not the 256 MiB image.
+    nlohmann::json list = List({"-b", b});
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0]["private_copy"], true) << b;
+    EXPECT_LE(list[0]["private_bytes"].get<uint64_t>(), uint64_t{24} << 20) << b;
   }
 }
 
