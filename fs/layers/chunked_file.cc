@@ -157,6 +157,10 @@ Result<std::unique_ptr<ChunkedFile>> ChunkedFile::Open(int upper_fd,
   if (map.base_size > base->size())
     return Status::Error(EIO, "chunk map: the base is shorter than the map");
   std::unique_ptr<ChunkedFile> file(new ChunkedFile(upper_fd, std::move(base), std::move(map)));
+  // The kernel's readahead of a sparse file reads on into the chunks it
+  // does not hold (zeros, filled and thrown away): off for the upper, which
+  // Segments prefetches a chunk at a time instead.
+  posix_fadvise(upper_fd, 0, 0, POSIX_FADV_RANDOM);
   // A truncate cuts the upper first, then the map: a daemon killed between
   // the two left the map larger than the file.
   const uint64_t size = FileSize(upper_fd);
@@ -195,6 +199,11 @@ Status ChunkedFile::Segments(uint64_t off, uint64_t len, std::vector<Segment>* o
     }
     const uint64_t to = std::min({next, end, map_.base_size});
     if (up) {
+      if ((pos & (map_.chunk_size() - 1)) == 0) {  // a reader enters the chunk: read it ahead
+        const uint64_t stop = std::min(pos + map_.chunk_size(), map_.base_size);
+        posix_fadvise(upper_, static_cast<off_t>(pos), static_cast<off_t>(stop - pos),
+                      POSIX_FADV_WILLNEED);
+      }
       add_upper(pos, to);
     } else {
       BUILDFS_RETURN_IF_ERROR(base_->Segments(pos, to - pos, out));
