@@ -128,6 +128,7 @@ Status DirLayer::ReadMarkers(int dir_fd, const std::string& name, LayerEntry* e)
     }
   }
   if (has(kInoXattr)) e->ino = std::strtoull(get(kInoXattr).c_str(), nullptr, 10);
+  if (!S_ISDIR(e->st.st_mode) && has(kLinkedXattr)) e->linked = true;
   return Status::Ok();
 }
 

@@ -29,6 +29,7 @@ struct LayerEntry {
   bool opaque = false;     // a directory that hides everything below it
   std::string redirect;    // a renamed directory: its path in the layers below ("" = none)
   uint64_t ino = 0;        // inode number recorded at copy-up (0 = none)
+  bool linked = false;     // given a second name in an upper (upper_format.h)
 };
 
 // One name in a layer's directory listing.

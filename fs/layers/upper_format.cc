@@ -27,4 +27,8 @@ Status SetIno(int dir_fd, const std::string& name, uint64_t ino) {
   return SetXattrAt(dir_fd, name, kInoXattr, std::to_string(ino));
 }
 
+Status SetLinked(int dir_fd, const std::string& name) {
+  return SetXattrAt(dir_fd, name, kLinkedXattr, "y");
+}
+
 }  // namespace buildfs

@@ -10,8 +10,15 @@
 //                 a renamed directory; the layers below are read at PATH
 //   inode number  xattr trusted.buildfs.ino = decimal number, set at copy-up,
 //                 so an entry keeps its inode number when it moves up a layer
+//   linked        xattr trusted.buildfs.linked = "y" on a file given a second
+//                 name in the upper: below the upper its names are files of
+//                 their own (Overlay::InoFor). Only these links are names:
+//                 a link in .buildfs-bases/ pins a base, it names nothing
 //   chunked file  a sparse file with xattr trusted.buildfs.chunks, the map of
-//                 the chunks of a big file the layer holds (chunked_file.h)
+//                 the chunks of a big file the layer holds, and
+//                 trusted.buildfs.base, the name of what it reads the other
+//                 chunks from in .buildfs-bases/ at the layer's root
+//                 (chunked_file.h)
 //
 // Work files (copy-up in progress, orphans) live in the build's work/ directory
 // beside upper/, on the same filesystem, and are renamed into place, so a crash
@@ -28,6 +35,7 @@ namespace buildfs {
 inline constexpr char kOpaqueXattr[] = "trusted.overlay.opaque";
 inline constexpr char kRedirectXattr[] = "trusted.overlay.redirect";
 inline constexpr char kInoXattr[] = "trusted.buildfs.ino";
+inline constexpr char kLinkedXattr[] = "trusted.buildfs.linked";
 
 // Creates a whiteout `name` in `dir_fd`.
 Status MakeWhiteout(int dir_fd, const std::string& name);
@@ -35,5 +43,6 @@ Status SetOpaque(int dir_fd, const std::string& name);
 // `lower_path` is relative ("a/b"); it is stored absolute ("/a/b").
 Status SetRedirect(int dir_fd, const std::string& name, const std::string& lower_path);
 Status SetIno(int dir_fd, const std::string& name, uint64_t ino);
+Status SetLinked(int dir_fd, const std::string& name);
 
 }  // namespace buildfs

@@ -129,6 +129,7 @@ Status UpperLayer::Remove(const Parent& at) {
 Status UpperLayer::Whiteout(const Parent& at) { return MakeWhiteout(at.dir->get(), at.name); }
 
 Status UpperLayer::Link(const Parent& from, const Parent& to, uint64_t ino, bool over_whiteout) {
+  BUILDFS_RETURN_IF_ERROR(SetLinked(from.dir->get(), from.name));
   if (!over_whiteout) {
     if (linkat(from.dir->get(), from.name.c_str(), to.dir->get(), to.name.c_str(), 0) != 0) {
       return Status::FromErrno(to.name);

@@ -443,6 +443,12 @@ class Overlay {
   Result<Resolved> Resolve(const View& dir, const std::string& name, bool skip_upper = false);
   Status ResolveRedirect(std::string path, size_t from_layer, std::vector<Source>* out);
   uint64_t InoFor(const Resolved& r, const LayerEntry& identity, const Source& identity_source) const;
+  // True when the entry at layer `layer` (a lower one) is a file of several
+  // names, each a file of its own below the upper (InoFor): in a frozen
+  // layer, one given a second name in the upper (marked linked: the other
+  // links to a frozen file pin it as a base of chunked files, and name
+  // nothing); in any other layer, any file with links.
+  bool SplitLink(const LayerEntry& e, size_t layer) const;
   // The number of the entry at `src` when its path is its identity.
   uint64_t PathIno(const Source& src) const;
   struct MergedName {

@@ -194,6 +194,31 @@ TEST_F(OverlayChunkedTest, AfterAFreezeTheNextCopyIsChunkedOverTheFrozenOne) {
   EXPECT_EQ(Read(Image()), image_);
 }
 
+// A frozen file a chunked copy reads from gets a second link (its pin):
+// another build over the same frozen layer still numbers it as before.
+TEST_F(OverlayChunkedTest, PinningAFrozenFileChangesNoInodeNumberInAnotherBuild) {
+  EntryOut entry;
+  ASSERT_OK_AND_ASSIGN(auto fh, overlay_->Create(kRootIno, "big", 0644, O_RDWR, kRoot, &entry));
+  WriteAt(fh.get(), RandomBytes(kBig, 4), 0).value();
+  overlay_->Release(std::move(fh));
+  Freeze();
+  testing::MakeDirs(tmp_.Path("other-upper"));
+  testing::MakeDirs(tmp_.Path("other-work"));
+  auto number_in_other = [&] {
+    auto other = OpenOverlay(tmp_.Path("other-upper"), tmp_.Path("other-work"));
+    auto e = other->Lookup(kRootIno, "big");
+    EXPECT_OK(e);
+    return e.ok() ? e->ino : 0;
+  };
+  const uint64_t before = number_in_other();
+  EXPECT_EQ(before, entry.ino);
+  Write(Lookup(kRootIno, "big"), "x", 5);  // a chunked copy over the frozen file
+  ASSERT_TRUE(testing::GetXattr(Upper("big"), kChunksXattr).has_value());
+  EXPECT_EQ(testing::Lstat(frozen_[0] + "/big").st_nlink, 2u);  // pinned
+  EXPECT_EQ(number_in_other(), before);
+  EXPECT_EQ(Attr(Lookup(kRootIno, "big")).st_nlink, 1u);
+}
+
 TEST_F(OverlayChunkedTest, ABigFileOfTheCommitCopiesUpChunked) {
   // A commit holding a big file, then the build over it.
   std::string src = tmp_.Path("src2");

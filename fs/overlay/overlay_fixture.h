@@ -68,9 +68,20 @@ class OverlayTest : public ::testing::Test {
   // (Re)creates the overlay over the same directories, as a new mount would.
   void Mount() {
     overlay_.reset();
+    overlay_ = OpenOverlay(upper_, work_);
+  }
+
+  // An overlay over the fixture's lower layers with its own upper and work
+  // directories (another build branched from the same layers).
+  std::unique_ptr<Overlay> OpenOverlay(const std::string& upper, const std::string& work) {
+    std::unique_ptr<Overlay> overlay;
+    Open(upper, work, &overlay);
+    return overlay;
+  }
+  void Open(const std::string& upper, const std::string& work, std::unique_ptr<Overlay>* out) {
     LayerStack stack;
-    ASSERT_OK_AND_ASSIGN(stack.upper, DirLayer::Open(upper_, {"", true, false}));
-    ASSERT_OK_AND_ASSIGN(stack.work, DirLayer::Open(work_, {"", false, false}));
+    ASSERT_OK_AND_ASSIGN(stack.upper, DirLayer::Open(upper, {"", true, false}));
+    ASSERT_OK_AND_ASSIGN(stack.work, DirLayer::Open(work, {"", false, false}));
     for (const auto& frozen : frozen_) {
       ASSERT_OK_AND_ASSIGN(auto layer, DirLayer::Open(frozen, {"", true, true, true}));
       stack.lowers.push_back({std::move(layer), true});
@@ -81,8 +92,9 @@ class OverlayTest : public ::testing::Test {
     stack.lowers.push_back({std::move(base), false});
     stack.chunked_copy_min = chunked_copy_min_;
     stack.chunk_shift = chunk_shift_;
-    overlay_ = std::make_unique<Overlay>(std::move(stack));
-    ASSERT_OK(overlay_->Prepare());
+    auto overlay = std::make_unique<Overlay>(std::move(stack));
+    ASSERT_OK(overlay->Prepare());
+    *out = std::move(overlay);
   }
 
   // Freezes the upper, as a branch does: it becomes the topmost frozen

@@ -92,9 +92,14 @@ Status Overlay::ResolveRedirect(std::string path, size_t from_layer, std::vector
   return Status::Ok();
 }
 
+bool Overlay::SplitLink(const LayerEntry& e, size_t layer) const {
+  if (layer == 0 || S_ISDIR(e.st.st_mode) || e.st.st_nlink <= 1) return false;
+  return !layers_[layer].overlay_format || e.linked;
+}
+
 uint64_t Overlay::InoFor(const Resolved& r, const LayerEntry& identity,
                          const Source& identity_source) const {
-  if (identity_source.layer != 0 && !S_ISDIR(identity.st.st_mode) && identity.st.st_nlink > 1) {
+  if (SplitLink(identity, static_cast<size_t>(identity_source.layer))) {
     // Hard links live only in the upper: below it every name is a file of
     // its own (as in a commit), so a copy-up of one name never changes another.
     return PathIno(identity_source);

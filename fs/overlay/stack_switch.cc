@@ -60,7 +60,7 @@ Status Overlay::FreezeUpper(const FreezeFn& move) {
     for (auto& [node, path] : in_upper) {
       if (S_ISDIR(node->type) || node->aliases.empty()) continue;
       auto e = layers_[1].layer->Lookup(path);
-      if (!e.ok() || e->st.st_nlink <= 1) continue;
+      if (!e.ok() || !SplitLink(e.value(), 1)) continue;
       renumbered_[PathIno(Source{1, path})] = node->ino;
     }
   }
