@@ -103,6 +103,9 @@ TEST_F(BigFileTest, AWriteIntoACommittedBigFileAddsOneChunkAndCommitsWhole) {
   r = Buildfs({"status", "b"});
   ASSERT_TRUE(r.ok()) << r.Describe();
   EXPECT_NE(r.out.find("M big.img"), std::string::npos) << r.out;
+  r = Buildfs({"diff", "b", "big.img"});
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_NE(r.out.find("big.img"), std::string::npos) << r.out;
   r = Buildfs({"commit", "b", "-m", "one block"});
   ASSERT_TRUE(r.ok()) << r.Describe();
   EXPECT_TRUE(OstreeCat("builds/b/base", "/big.img") == big) << "the commit holds holes or old bytes";
