@@ -23,6 +23,7 @@ void RegisterRm(CLI::App& app, Context& ctx);
 void RegisterExport(CLI::App& app, Context& ctx);
 void RegisterPrune(CLI::App& app, Context& ctx);
 void RegisterDisk(CLI::App& app, Context& ctx);
+void RegisterBuild(CLI::App& app, Context& ctx);
 
 // The build and paths of `status` and `diff`: outside a build directory the
 // first word names the build and the others are paths in it; inside one,

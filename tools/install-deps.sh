@@ -9,7 +9,7 @@ packages=(
   libostree-dev ostree
   libgit2-dev libglib2.0-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev
-  attr git strace
+  attr git strace patch
   e2fsprogs  # mke2fs -d for `buildfs disk create`; e2fsck and debugfs in the tests
 )
 

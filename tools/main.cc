@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
   RegisterExport(app, ctx);
   RegisterPrune(app, ctx);
   RegisterDisk(app, ctx);
+  RegisterBuild(app, ctx);
   RegisterHelp(app);
   try {
     if (const char* word = UnknownCommand(app, argc, argv)) {

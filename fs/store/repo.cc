@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "fs/common/fd.h"
 #include "fs/common/path.h"
+#include "fs/store/entry_table.h"
 
 namespace buildfs {
 namespace {
@@ -366,6 +368,29 @@ Status Repo::SetRef(const std::string& ref, const std::string& checksum) {
 }
 
 Status Repo::DeleteRef(const std::string& ref) { return SetRef(ref, ""); }
+
+namespace {
+
+OstreeRepoCheckoutFilterResult SkipTimesFiles(OstreeRepo*, const char* path, struct stat*, gpointer) {
+  const char* slash = strrchr(path, '/');
+  return strcmp(slash ? slash + 1 : path, kTimesFile) == 0 ? OSTREE_REPO_CHECKOUT_FILTER_SKIP
+                                                         : OSTREE_REPO_CHECKOUT_FILTER_ALLOW;
+}
+
+}  // namespace
+
+Status Repo::Checkout(const std::string& commit, const std::string& dest) {
+  OstreeRepoCheckoutAtOptions options{};
+  options.mode = OSTREE_REPO_CHECKOUT_MODE_USER;
+  options.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_UNION_FILES;
+  options.force_copy = TRUE;  // never a hard link into the repo: the files are changed later
+  options.filter = SkipTimesFiles;
+  GError* error = nullptr;
+  if (!ostree_repo_checkout_at(repo_, &options, AT_FDCWD, dest.c_str(), commit.c_str(), nullptr, &error)) {
+    return FromGError(error, "checkout of " + commit.substr(0, 12) + " into " + dest);
+  }
+  return Status::Ok();
+}
 
 Result<std::unique_ptr<CommitBuilder>> Repo::BeginCommit() {
   std::unique_ptr<CommitBuilder> b(new CommitBuilder(this));

@@ -106,6 +106,11 @@ class Repo {
   Status SetRef(const std::string& ref, const std::string& checksum);
   Status DeleteRef(const std::string& ref);
 
+  // Writes the tree of `commit` into the directory `dest` (made when
+  // missing), merged with what is there: files of the same name are
+  // replaced. Files get the caller as owner; buildfs's times tables
+  // (entry_table.h) are left out.
+  Status Checkout(const std::string& commit, const std::string& dest);
   // Starts a commit (a transaction under the shared repo lock).
   Result<std::unique_ptr<CommitBuilder>> BeginCommit();
   // Commits the directory tree at `dir` ("" = an empty tree) as `ref`,

@@ -1,0 +1,407 @@
+#include "builder/build.h"
+
+#include <fcntl.h>
+#include <glib.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "builder/git_mirror.h"
+#include "builder/manifest.h"
+#include "fs/common/fd.h"
+#include "fs/common/path.h"
+#include "fs/store/repo.h"
+
+extern char** environ;
+
+namespace buildfs {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string Sha256(const std::string& data) {
+  gchar* sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, data.data(), static_cast<gssize>(data.size()));
+  std::string out(sum);
+  g_free(sum);
+  return out;
+}
+
+void Say(const BuildOptions& o, const std::string& line) {
+  if (o.say) o.say(line);
+}
+
+std::string StatePath(const Workspace& ws, const std::string& name) {
+  return ws.build_path(name) + "/builder.json";
+}
+
+std::string Today() {
+  time_t now = time(nullptr);
+  struct tm tm;
+  localtime_r(&now, &tm);
+  char buf[16];
+  strftime(buf, sizeof(buf), "%Y%m%d", &tm);
+  return buf;
+}
+
+// The next build number of today: one past every number taken today.
+Result<std::string> NextNumber(Repo& repo, const std::string& name, const std::string& last) {
+  const std::string today = Today();
+  BUILDFS_ASSIGN_OR_RETURN(auto refs, repo.ListRefs("builds/" + name + "/result/"));
+  std::vector<std::string> taken;
+  for (const auto& ref : refs) taken.push_back(ref.substr(ref.rfind('/') + 1));
+  taken.push_back(last);
+  int n = 0;
+  for (const auto& t : taken) {
+    if (t.rfind(today + ".", 0) == 0) n = std::max(n, std::atoi(t.c_str() + today.size() + 1));
+  }
+  return today + "." + std::to_string(n + 1);
+}
+
+// A component as the snapshot records it: everything that decides its result.
+Result<Json> Pinned(const Component& c, const std::string& revision, const std::string& dir) {
+  Json patches = Json::array();
+  for (const auto& p : c.patches) {
+    auto text = ReadFile(dir + "/" + p);
+    if (!text.ok()) return Status::Error(ENOENT, "component " + c.name + ": patch " + p + ": cannot read");
+    patches.push_back({{"path", p}, {"sha256", Sha256(text.value())}});
+  }
+  Json j = {{"name", c.name}, {"src", c.src}, {"revision", revision}, {"depends", c.depends},
+            {"env", c.env}, {"patches", patches}};
+  if (c.build_system.empty()) {
+    j["build-commands"] = c.build_commands;
+  } else {
+    j["build-system"] = c.build_system;
+    j["config-opts"] = c.config_opts;
+  }
+  return j;
+}
+
+struct Resolved {
+  Manifest manifest;
+  Json snapshot;
+  std::vector<std::string> revisions;
+  std::vector<std::string> mirrors;
+  ResolveReport report;
+};
+
+Result<Resolved> DoResolve(const Workspace& ws, const std::string& name, const BuildOptions& o) {
+  Resolved r;
+  BUILDFS_ASSIGN_OR_RETURN(r.manifest, LoadManifest(o.dir + "/manifest.json"));
+  const std::string src_dir = ws.root() + "/src";
+  if (mkdir(src_dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(src_dir);
+  Json components = Json::array();
+  std::map<std::string, bool> fetched;
+  for (const auto& c : r.manifest.components) {
+    if (o.progress.cancelled()) return Status::Error(ECANCELED, "cancelled");
+    const std::string mirror = MirrorPath(src_dir, c.src);
+    if (!fetched[mirror]) {
+      Say(o, "fetching " + c.src);
+      BUILDFS_RETURN_IF_ERROR(UpdateMirror(mirror, c.src).With("component " + c.name));
+      fetched[mirror] = true;
+    }
+    BUILDFS_ASSIGN_OR_RETURN(std::string rev, ResolvePin(mirror, c));
+    BUILDFS_ASSIGN_OR_RETURN(Json pinned, Pinned(c, rev, o.dir));
+    components.push_back(pinned);
+    r.revisions.push_back(rev);
+    r.mirrors.push_back(mirror);
+  }
+  r.snapshot = {{"format", kBuilderFormat}, {"name", r.manifest.name}, {"components", components}};
+  r.report.snapshot = Sha256(r.snapshot.dump());
+
+  Json state = Json::object();
+  if (auto text = ReadFile(StatePath(ws, name)); text.ok()) {
+    state = Json::parse(text.value(), nullptr, /*allow_exceptions=*/false);
+    if (!state.is_object()) state = Json::object();
+  }
+  const std::string last = state.value("number", "");
+  if (!last.empty() && state.value("snapshot", "") == r.report.snapshot) {
+    r.report.number = last;
+  } else {
+    BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
+    BUILDFS_ASSIGN_OR_RETURN(r.report.number, NextNumber(*repo, name, last));
+    r.report.changed = true;
+    state["number"] = r.report.number;
+    state["snapshot"] = r.report.snapshot;
+    BUILDFS_RETURN_IF_ERROR(WriteFileAtomic(StatePath(ws, name), state.dump(2) + "\n"));
+  }
+  Json written = r.snapshot;
+  written["number"] = r.report.number;
+  BUILDFS_RETURN_IF_ERROR(WriteFileAtomic(o.dir + "/snapshot.json", written.dump(2) + "\n"));
+  return r;
+}
+
+// Single-quoted for the shell.
+std::string Quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::vector<std::string> CommandsOf(const Component& c, int jobs) {
+  if (c.build_system.empty()) return c.build_commands;
+  std::string opts;
+  for (const auto& o : c.config_opts) opts += " " + Quote(o);
+  const std::string j = std::to_string(jobs);
+  if (c.build_system == "cmake") {
+    return {"cmake -S . -B _build -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_PREFIX_PATH=\"$SYSROOT/usr\"" + opts,
+            "cmake --build _build -j " + j, "DESTDIR=\"$DESTDIR\" cmake --install _build"};
+  }
+  if (c.build_system == "autotools") {
+    return {"test -x ./configure || autoreconf -fi", "./configure --prefix=/usr" + opts, "make -j" + j,
+            "make install DESTDIR=\"$DESTDIR\""};
+  }
+  return {"make -j" + j + " PREFIX=/usr" + opts, "make install DESTDIR=\"$DESTDIR\" PREFIX=/usr"};
+}
+
+// Runs `command` with /bin/sh in `cwd`, output appended to `log`; in a
+// process group of its own, which a cancel stops.
+Status RunLogged(const std::string& command, const std::string& cwd, const std::vector<std::string>& env,
+                 const std::string& log, const Progress& progress) {
+  UniqueFd out(open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (!out.valid()) return Status::FromErrno(log);
+  const std::string header = "+ " + command + "\n";
+  if (write(out.get(), header.data(), header.size()) < 0) return Status::FromErrno(log);
+  std::vector<char*> envp;
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return Status::FromErrno("fork");
+  if (pid == 0) {
+    setpgid(0, 0);
+    int null = open("/dev/null", O_RDONLY);
+    if (null >= 0) dup2(null, STDIN_FILENO);
+    dup2(out.get(), STDOUT_FILENO);
+    dup2(out.get(), STDERR_FILENO);
+    if (chdir(cwd.c_str()) != 0) _exit(126);
+    execle("/bin/sh", "sh", "-ec", command.c_str(), static_cast<char*>(nullptr), envp.data());
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  int status = 0;
+  for (;;) {
+    pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0 && errno != EINTR) return Status::FromErrno("waitpid");
+    if (progress.cancelled()) {
+      kill(-pid, SIGTERM);
+      waitpid(pid, &status, 0);
+      return Status::Error(ECANCELED, "cancelled");
+    }
+    usleep(20 * 1000);
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  const std::string how = WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
+                                            : "killed by signal " + std::to_string(WTERMSIG(status));
+  return Status::Error(ECHILD, "`" + command + "` " + how);
+}
+
+// The environment of a component's commands.
+std::vector<std::string> EnvFor(const Component& c, const std::string& work) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    const size_t eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  const std::string sys = work + "/sysroot";
+  env["DESTDIR"] = work + "/install";
+  env["PREFIX"] = "/usr";
+  env["SYSROOT"] = sys;
+  env["PATH"] = sys + "/usr/bin:" + sys + "/bin:" + (env.count("PATH") ? env["PATH"] : "/usr/bin:/bin");
+  env["CPATH"] = sys + "/usr/include";
+  env["LIBRARY_PATH"] = sys + "/usr/lib";
+  env["LD_LIBRARY_PATH"] = sys + "/usr/lib";
+  env["PKG_CONFIG_PATH"] = sys + "/usr/lib/pkgconfig:" + sys + "/usr/share/pkgconfig";
+  env["PKG_CONFIG_SYSROOT_DIR"] = sys;
+  for (const auto& [k, v] : c.env) env[k] = v;
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+// An exclusive lock on one cache key, so that two builds never build the
+// same component at the same moment.
+class KeyLock {
+ public:
+  static Result<KeyLock> Take(const Workspace& ws, const std::string& key) {
+    const std::string dir = ws.state_path() + "/component-locks";
+    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(dir);
+    KeyLock l;
+    l.fd_ = UniqueFd(open((dir + "/" + key).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!l.fd_.valid()) return Status::FromErrno(dir + "/" + key);
+    if (flock(l.fd_.get(), LOCK_EX) != 0) return Status::FromErrno(dir + "/" + key);
+    return l;
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+struct Job {
+  const Component* c;
+  std::string key, ref, commit, mirror, revision;
+  std::vector<size_t> all_deps;  // every component it depends on, in dependency order
+  bool reused = false;
+};
+
+Status BuildOne(const Workspace& ws, const BuildOptions& o, Job& job, const std::vector<Job>& jobs,
+                int make_jobs) {
+  const Component& c = *job.c;
+  BUILDFS_ASSIGN_OR_RETURN(KeyLock lock, KeyLock::Take(ws, job.key));
+  BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
+  if (auto done = repo->ResolveRef(job.ref); done.ok() && !done->empty()) {
+    job.commit = done.value();  // another build made it meanwhile
+    job.reused = true;
+    return Status::Ok();
+  }
+  const std::string work = o.dir + "/work/" + c.name;
+  const std::string log = LogPath(o.dir, c.name);
+  RemoveTree(work);
+  unlink(log.c_str());
+  for (const auto& d : {o.dir + "/work", work, work + "/install", work + "/sysroot"}) {
+    if (mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(d);
+  }
+  BUILDFS_RETURN_IF_ERROR(CheckoutCommit(job.mirror, job.revision, work + "/src"));
+  for (const auto& p : c.patches) {
+    Status applied = RunLogged("patch -p1 --batch --forward -i " + Quote(o.dir + "/" + p), work + "/src",
+                               EnvFor(c, work), log, o.progress);
+    if (!applied.ok() && applied.code() != ECANCELED) {
+      return Status::Error(ECHILD, "patch " + p + " does not apply");
+    }
+    BUILDFS_RETURN_IF_ERROR(applied);
+  }
+  for (size_t d : job.all_deps) BUILDFS_RETURN_IF_ERROR(repo->Checkout(jobs[d].commit, work + "/sysroot"));
+  for (const auto& command : CommandsOf(c, make_jobs)) {
+    BUILDFS_RETURN_IF_ERROR(RunLogged(command, work + "/src", EnvFor(c, work), log, o.progress));
+  }
+  BUILDFS_ASSIGN_OR_RETURN(job.commit,
+                           repo->CommitDirectory(work + "/install", job.ref, "component " + c.name + " " + job.key));
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string LogPath(const std::string& dir, const std::string& component) {
+  return dir + "/logs/" + component + ".log";
+}
+
+Result<ResolveReport> ResolveBuild(const Workspace& ws, const std::string& name, const BuildOptions& o) {
+  BUILDFS_ASSIGN_OR_RETURN(Resolved r, DoResolve(ws, name, o));
+  return r.report;
+}
+
+Result<BuildReport> RunBuild(const Workspace& ws, const std::string& name, const BuildOptions& o) {
+  BUILDFS_ASSIGN_OR_RETURN(Resolved r, DoResolve(ws, name, o));
+  BuildReport report;
+  report.number = r.report.number;
+  const auto& comps = r.manifest.components;
+  std::vector<Job> jobs(comps.size());
+  BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
+  for (size_t i = 0; i < comps.size(); ++i) {
+    Job& job = jobs[i];
+    job.c = &comps[i];
+    job.mirror = r.mirrors[i];
+    job.revision = r.revisions[i];
+    // Every dependency, direct or not, in dependency order.
+    std::vector<bool> in(comps.size(), false);
+    for (size_t d : r.manifest.deps[i]) {
+      in[d] = true;
+      for (size_t dd : jobs[d].all_deps) in[dd] = true;
+    }
+    for (size_t d = 0; d < i; ++d) {
+      if (in[d]) job.all_deps.push_back(d);
+    }
+    Json keyed = {{"format", kBuilderFormat}, {"component", r.snapshot["components"][i]}};
+    for (size_t d : r.manifest.deps[i]) keyed["depends-keys"].push_back(jobs[d].key);
+    job.key = Sha256(keyed.dump());
+    job.ref = "components/" + comps[i].name + "/" + job.key;
+    if (auto done = repo->ResolveRef(job.ref); done.ok() && !done->empty()) {
+      job.commit = done.value();
+      job.reused = true;
+    }
+  }
+  if (mkdir((o.dir + "/logs").c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(o.dir + "/logs");
+
+  // Independent components at once, `jobs` of them; the first failure stops
+  // the start of others and is what the build reports.
+  const int parallel = o.jobs > 0 ? o.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const size_t to_build = static_cast<size_t>(std::count_if(jobs.begin(), jobs.end(), [](const Job& j) { return !j.reused; }));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> state(jobs.size(), 0);  // 0 waiting, 1 running, 2 done
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (jobs[i].reused) state[i] = 2;
+  }
+  Status failed;
+  int running = 0;
+  size_t started = 0;
+  std::vector<std::thread> threads;
+  {
+    std::unique_lock lock(mu);
+    for (;;) {
+      for (size_t i = 0; i < jobs.size() && failed.ok() && running < parallel; ++i) {
+        const bool ready = state[i] == 0 && std::all_of(r.manifest.deps[i].begin(), r.manifest.deps[i].end(),
+                                                        [&](size_t d) { return state[d] == 2; });
+        if (!ready) continue;
+        state[i] = 1;
+        ++running;
+        ++started;
+        Say(o, "building " + comps[i].name + " (" + std::to_string(started) + " of " +
+                   std::to_string(to_build) + ")");
+        const int make_jobs = std::max(1, parallel / running);  // each make gets its share of the cores
+        threads.emplace_back([&, i, make_jobs] {
+          Status st = BuildOne(ws, o, jobs[i], jobs, make_jobs);
+          std::lock_guard done(mu);
+          if (!st.ok() && failed.ok()) {
+            failed = st.code() == ECHILD
+                         ? Status::Error(ECHILD, "component " + comps[i].name + " failed: " + st.message() +
+                                                     " (log: " + LogPath(o.dir, comps[i].name) + ")")
+                         : st.With("component " + comps[i].name);
+          }
+          state[i] = 2;
+          --running;
+          cv.notify_all();
+        });
+      }
+      if (running == 0) break;  // all done, or a failure and nothing left running
+      cv.wait(lock);
+    }
+  }
+  for (auto& t : threads) t.join();
+  BUILDFS_RETURN_IF_ERROR(failed);
+  if (o.progress.cancelled()) return Status::Error(ECANCELED, "cancelled");
+  for (const auto& job : jobs) (job.reused ? report.reused : report.built).push_back(job.c->name);
+
+  // Compose: every component's result, in dependency order, into result/
+  // and the result commit.
+  const std::string ref = "builds/" + name + "/result/" + report.number;
+  auto existing = repo->ResolveRef(ref);
+  const std::string result = o.dir + "/result";
+  if (report.built.empty() && existing.ok() && !existing->empty() && DirHasEntries(result)) {
+    report.result = existing.value();
+    return report;
+  }
+  Say(o, "composing the result");
+  const std::string staged = o.dir + "/.result-new";
+  RemoveTree(staged);
+  if (mkdir(staged.c_str(), 0755) != 0) return Status::FromErrno(staged);
+  for (const auto& job : jobs) BUILDFS_RETURN_IF_ERROR(repo->Checkout(job.commit, staged));
+  BUILDFS_ASSIGN_OR_RETURN(report.result,
+                           repo->CommitDirectory(staged, ref, "build " + report.number + " of " + name +
+                                                                  "\n\nsnapshot " + r.report.snapshot));
+  RemoveTree(result);
+  if (rename(staged.c_str(), result.c_str()) != 0) return Status::FromErrno(result);
+  return report;
+}
+
+}  // namespace buildfs

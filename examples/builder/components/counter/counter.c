@@ -1,0 +1,6 @@
+#include <stdio.h>
+
+int main(void) {
+  puts("counter 3");
+  return 0;
+}
