@@ -20,6 +20,7 @@
 #include "builder/manifest.h"
 #include "fs/common/fd.h"
 #include "fs/common/path.h"
+#include "fs/store/objects.h"
 #include "fs/store/repo.h"
 
 extern char** environ;
@@ -291,6 +292,29 @@ Status BuildOne(const Workspace& ws, const BuildOptions& o, Job& job, const std:
 
 }  // namespace
 
+Result<std::vector<BuildResult>> ListBuildResults(const Workspace& ws, const std::string& name) {
+  BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
+  BUILDFS_ASSIGN_OR_RETURN(auto refs, repo->ListRefs("builds/" + name + "/result/"));
+  BUILDFS_ASSIGN_OR_RETURN(ObjectReader reader, ObjectReader::Open(ws.repo_path()));
+  std::vector<BuildResult> out;
+  for (const auto& ref : refs) {
+    BuildResult r;
+    r.number = ref.substr(ref.rfind('/') + 1);
+    BUILDFS_ASSIGN_OR_RETURN(r.commit, repo->ResolveRef(ref));
+    BUILDFS_ASSIGN_OR_RETURN(CommitInfo info, reader.LoadCommit(r.commit));
+    r.timestamp = info.timestamp;
+    const size_t at = info.subject.find("(snapshot ");
+    if (at != std::string::npos) r.snapshot = info.subject.substr(at + 10, 64);
+    out.push_back(std::move(r));
+  }
+  // YYYYMMDD.N, newest first: by date, then by N as a number.
+  auto key = [](const std::string& n) {
+    return std::make_pair(n.substr(0, 8), std::atol(n.c_str() + std::min<size_t>(9, n.size())));
+  };
+  std::sort(out.begin(), out.end(), [&](const BuildResult& a, const BuildResult& b) { return key(a.number) > key(b.number); });
+  return out;
+}
+
 std::string LogPath(const std::string& dir, const std::string& component) {
   return dir + "/logs/" + component + ".log";
 }
@@ -398,7 +422,7 @@ Result<BuildReport> RunBuild(const Workspace& ws, const std::string& name, const
   for (const auto& job : jobs) BUILDFS_RETURN_IF_ERROR(repo->Checkout(job.commit, staged));
   BUILDFS_ASSIGN_OR_RETURN(report.result,
                            repo->CommitDirectory(staged, ref, "build " + report.number + " of " + name +
-                                                                  "\n\nsnapshot " + r.report.snapshot));
+                                                                  " (snapshot " + r.report.snapshot + ")"));
   RemoveTree(result);
   if (rename(staged.c_str(), result.c_str()) != 0) return Status::FromErrno(result);
   return report;

@@ -57,6 +57,16 @@ struct BuildReport {
 // A failing component is ECHILD, naming it and its log (LogPath).
 Result<BuildReport> RunBuild(const Workspace& ws, const std::string& name, const BuildOptions& options);
 
+// A build number's result (builds/NAME/result/NUMBER).
+struct BuildResult {
+  std::string number;
+  std::string commit;
+  std::string snapshot;  // the sha256 of its snapshot
+  uint64_t timestamp = 0;
+};
+// Every build number of build `name` with a result, newest first.
+Result<std::vector<BuildResult>> ListBuildResults(const Workspace& ws, const std::string& name);
+
 // The log of `component` in build directory `dir`.
 std::string LogPath(const std::string& dir, const std::string& component);
 

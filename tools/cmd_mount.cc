@@ -13,14 +13,17 @@ void RegisterMount(CLI::App& app, Context& ctx) {
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("mount", "Mount a build at WORKSPACE/NAME; returns once it answers");
-  cmd->add_option("NAME", o->request.name, "Build to mount (default: the build you are in)");
+  cmd->add_option("NAME", o->request.name,
+                  "Build to mount (default: the build you are in); NAME@NUMBER or NAME@COMMIT: "
+                  "that result of the builder, read-only, at WORKSPACE/NAME@...");
   cmd->add_flag("--foreground", o->request.foreground, "Serve in this process until unmounted or Ctrl-C");
   cmd->add_flag("--debug", o->request.debug, "Log every FUSE request");
   // How `buildfs mount` starts the daemon of a background mount.
   cmd->add_flag("--daemon", o->daemon, "")->group("");
   cmd->callback([o, &ctx] {
     MountRequest request = o->request;
-    request.name = ctx.BuildName(o->request.name);
+    // NAME@NUMBER (or NAME@COMMIT): that result, read-only.
+    request.name = IsViewName(o->request.name) ? o->request.name : ctx.BuildName(o->request.name);
     const Workspace& ws = ctx.workspace();
     if (o->daemon) {
       Check(ServeDaemon(ws, request.name, request.debug));
@@ -29,7 +32,10 @@ void RegisterMount(CLI::App& app, Context& ctx) {
     if (request.foreground) std::printf("serving %s (Ctrl-C to unmount)\n", ws.mountpoint(request.name).c_str());
     std::fflush(stdout);
     Check(MountBuild(ws, request, ctx.Launcher()));
-    if (!request.foreground) std::printf("mounted %s at %s\n", request.name.c_str(), ws.mountpoint(request.name).c_str());
+    if (!request.foreground) {
+      std::printf("mounted %s at %s%s\n", request.name.c_str(), ws.mountpoint(request.name).c_str(),
+                  IsViewName(request.name) ? " (read-only)" : "");
+    }
   });
 }
 

@@ -17,7 +17,7 @@ void RegisterUmount(CLI::App& app, Context& ctx) {
   cmd->add_option("NAME", o->name, "Build to unmount (default: the build you are in)");
   cmd->add_flag("--lazy", o->lazy, "Detach now even if busy; the daemon exits when the last user leaves");
   cmd->callback([o, &ctx] {
-    std::string name = ctx.BuildName(o->name);
+    std::string name = IsViewName(o->name) ? o->name : ctx.BuildName(o->name);
     ctx.LeaveBuildDirectory();  // this process must not keep the mount busy itself
     Status st = UnmountBuild(ctx.workspace(), name, o->lazy);
     if (st.code() == EBUSY && st.message().find("your shell") != std::string::npos) {

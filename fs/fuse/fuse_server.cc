@@ -441,6 +441,7 @@ FuseServer::~FuseServer() {
 Status FuseServer::Mount(const std::string& mountpoint, const FuseOptions& options) {
   options_ = options;
   std::string opts = "default_permissions,allow_other,subtype=buildfs,fsname=" + options.fsname;
+  if (options.read_only) opts += ",ro";
   std::vector<std::string> argv_s = {"buildfs", "-o", opts};
   if (options.debug) argv_s.push_back("-d");
   std::vector<char*> argv;

@@ -25,6 +25,7 @@ namespace buildfs {
 struct FuseOptions {
   std::string fsname = "buildfs";
   bool debug = false;
+  bool read_only = false;  // the kernel refuses every change (EROFS)
   int max_idle_threads = 8;
 };
 

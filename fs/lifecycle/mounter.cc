@@ -16,13 +16,35 @@
 #include "fs/common/path.h"
 #include "fs/fuse/fuse_server.h"
 #include "fs/lifecycle/control.h"
+#include "fs/layers/ostree_layer.h"
 #include "fs/lifecycle/stack.h"
 #include "fs/store/lock.h"
+#include "fs/store/repo.h"
 
 namespace buildfs {
 namespace {
 
 std::string FsName(const std::string& name) { return "buildfs:" + name; }
+
+// Where a result view keeps its state, and the ref that keeps its commit.
+std::string ViewPath(const Workspace& ws, const std::string& name) { return ws.state_path() + "/views/" + name; }
+// views/BUILD/REV: OSTree refs hold no '@'.
+std::string ViewRef(const std::string& name) {
+  std::string ref = "views/" + name;
+  ref[ref.find('@')] = '/';
+  return ref;
+}
+std::string MountLockPath(const Workspace& ws, const std::string& name) {
+  return IsViewName(name) ? ViewPath(ws, name) + "/lock" : ws.lock_path(name);
+}
+std::string LogDir(const Workspace& ws, const std::string& name) {
+  return IsViewName(name) ? ViewPath(ws, name) + "/logs" : ws.log_path(name);
+}
+bool IsBuildNumber(const std::string& s) {
+  const size_t dot = s.find('.');
+  return dot == 8 && s.size() > 9 && s.find_first_not_of("0123456789.") == std::string::npos &&
+         s.find('.', dot + 1) == std::string::npos;
+}
 
 // What is mounted at the build's mount point, and whether this workspace's
 // daemon for the build made it.
@@ -84,10 +106,11 @@ nlohmann::json HandleControl(const Workspace& ws, const std::string& name, Overl
   return ControlReply(Status::Error(EINVAL, "unknown control op '" + op + "'"));
 }
 
-// Serves the mount until it is unmounted or stopped; tells `ready` once
-// whether the mount came up.
-Status Serve(const Workspace& ws, const BuildInfo& info, bool debug,
-             const std::function<void(const Status&)>& ready) {
+// Serves `stack` at the mount point of `name` until it is unmounted or
+// stopped; tells `ready` once whether the mount came up. A build's mount
+// answers on its control socket; a result view is read-only and has none.
+Status ServeStack(const Workspace& ws, const std::string& name, Result<LayerStack> stack, bool debug,
+                  const std::function<void(const Status&)>& ready) {
   auto fail = [&](const Status& st) {
     ready(st);
     return st;
@@ -98,25 +121,47 @@ Status Serve(const Workspace& ws, const BuildInfo& info, bool debug,
   // A few malloc arenas, not one per thread that ever served a request: the
   // inode table is allocated by every thread and freed by others.
   mallopt(M_ARENA_MAX, 2);
-  auto stack = OpenLayerStack(ws, info);
   if (!stack.ok()) return fail(stack.status());
   Overlay overlay(std::move(stack.value()));
   Status prepared = overlay.Prepare();
   if (!prepared.ok()) return fail(prepared);
-  auto control = ControlServer::Start(ws.build_path(info.name), [&](const nlohmann::json& req) {
-    return HandleControl(ws, info.name, overlay, req);
-  });
-  if (!control.ok()) return fail(control.status());
+  const bool view = IsViewName(name);
+  std::unique_ptr<ControlServer> control;
+  if (!view) {
+    auto started = ControlServer::Start(ws.build_path(name), [&](const nlohmann::json& req) {
+      return HandleControl(ws, name, overlay, req);
+    });
+    if (!started.ok()) return fail(started.status());
+    control = std::move(started.value());
+  }
   FuseServer server(&overlay);
   FuseOptions options;
-  options.fsname = FsName(info.name);
+  options.fsname = FsName(name);
   options.debug = debug;
-  Status mounted = server.Mount(ws.mountpoint(info.name), options);
+  options.read_only = view;
+  Status mounted = server.Mount(ws.mountpoint(name), options);
   if (!mounted.ok()) return fail(mounted);
   ready(Status::Ok());
   Status ran = server.Run();
   server.Unmount();
   return ran;
+}
+
+Status Serve(const Workspace& ws, const BuildInfo& info, bool debug,
+             const std::function<void(const Status&)>& ready) {
+  return ServeStack(ws, info.name, OpenLayerStack(ws, info), debug, ready);
+}
+
+// A view's stack: its commit below an upper that stays empty.
+Result<LayerStack> OpenViewStack(const Workspace& ws, const std::string& name) {
+  const std::string dir = ViewPath(ws, name);
+  BUILDFS_ASSIGN_OR_RETURN(std::string commit, ReadFile(dir + "/commit"));
+  LayerStack stack;
+  BUILDFS_ASSIGN_OR_RETURN(stack.upper, DirLayer::Open(dir + "/upper", {"", true, false}));
+  BUILDFS_ASSIGN_OR_RETURN(stack.work, DirLayer::Open(dir + "/work", {"", false, false}));
+  BUILDFS_ASSIGN_OR_RETURN(auto base, OstreeLayer::Open(ws.repo_path(), commit));
+  stack.lowers.push_back({std::move(base), false});
+  return stack;
 }
 
 // Starts the daemon as a program of its own and waits for its word.
@@ -127,7 +172,7 @@ Status StartDaemon(const Workspace& ws, const std::string& name, bool debug,
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::string log = ws.log_path(name) + "/mount.log";
+  std::string log = LogDir(ws, name) + "/mount.log";
   UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
   UniqueFd log_fd(open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!log_fd.valid()) log_fd.reset(open("/dev/null", O_WRONLY | O_CLOEXEC));
@@ -178,10 +223,103 @@ Status StartDaemon(const Workspace& ws, const std::string& name, bool debug,
 }  // namespace
 
 bool IsMounted(const Workspace& ws, const std::string& name) {
-  return FileLock::IsHeld(ws.lock_path(name));
+  return FileLock::IsHeld(MountLockPath(ws, name));
+}
+
+bool IsViewName(const std::string& name) { return name.find('@') != std::string::npos; }
+
+Status ValidateViewName(const std::string& name) {
+  const size_t at = name.find('@');
+  if (at == std::string::npos) return Status::Error(EINVAL, "'" + name + "' is not BUILD@NUMBER");
+  BUILDFS_RETURN_IF_ERROR(ValidateBuildName(name.substr(0, at)));
+  const std::string rev = name.substr(at + 1);
+  const bool commit = rev.size() == 64 && rev.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!IsBuildNumber(rev) && !commit) {
+    return Status::Error(EINVAL, "'" + name + "': after @ a build number (YYYYMMDD.N) or a full commit id");
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// Forgets a view no daemon serves: its ref, its state, its mount point.
+void DropView(const Workspace& ws, const std::string& name) {
+  if (auto repo = Repo::Open(ws.repo_path()); repo.ok()) (*repo)->DeleteRef(ViewRef(name));
+  RemoveTree(ViewPath(ws, name));
+  rmdir(ws.mountpoint(name).c_str());  // only when empty: never a mount's contents
+}
+
+Status MountView(const Workspace& ws, const MountRequest& request, const DaemonLauncher& launcher) {
+  const std::string& name = request.name;
+  BUILDFS_RETURN_IF_ERROR(ValidateViewName(name));
+  const size_t at = name.find('@');
+  const std::string build = name.substr(0, at), rev = name.substr(at + 1);
+  BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
+  auto commit = repo->ResolveRef(IsBuildNumber(rev) ? "builds/" + build + "/result/" + rev : rev);
+  if (!commit.ok() || commit->empty()) {
+    return Status::Error(ENOENT, IsBuildNumber(rev) ? "build '" + build + "' has no result " + rev
+                                                    : "no commit " + rev + " in the repo");
+  }
+  const std::string dir = ViewPath(ws, name);
+  for (const auto& d : {ws.state_path() + "/views", dir, dir + "/logs", dir + "/upper", dir + "/work"}) {
+    if (mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(d);
+  }
+  auto lock = FileLock::TryAcquire(MountLockPath(ws, name));
+  if (!lock.ok()) {
+    if (lock.code() == EWOULDBLOCK) return Status::Error(EBUSY, "'" + name + "' is already mounted");
+    return lock.status();
+  }
+  const std::string mountpoint = ws.mountpoint(name);
+  MountPointState there = StateOf(ws, name);
+  if (there.mount && !there.ours) return ForeignMount(mountpoint, *there.mount);
+  if (there.ours && umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
+    return Status::FromErrno(mountpoint + ": cleaning up a dead mount");
+  }
+  if (mkdir(mountpoint.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(mountpoint);
+  if (DirHasEntries(mountpoint)) {
+    return Status::Error(EBUSY, mountpoint + ": mount point is not empty; move its contents away");
+  }
+  // The ref first: from here on prune keeps the commit.
+  Status st = repo->SetRef(ViewRef(name), commit.value());
+  if (st.ok()) st = WriteFileAtomic(dir + "/commit", commit.value());
+  if (st.ok() && request.foreground) {
+    return ServeStack(ws, name, OpenViewStack(ws, name), request.debug, [](const Status&) {});
+  }
+  if (st.ok()) st = StartDaemon(ws, name, request.debug, launcher, lock->fd());
+  if (!st.ok()) {
+    DropView(ws, name);
+    return st;
+  }
+  struct stat up;
+  if (stat(mountpoint.c_str(), &up) != 0) return Status::FromErrno(mountpoint);
+  return Status::Ok();
+}
+
+}  // namespace
+
+void CollectViews(const Workspace& ws) {
+  std::vector<std::string> names;
+  if (auto listed = ListNames(ws.state_path() + "/views"); listed.ok()) names = listed.value();
+  if (auto repo = Repo::Open(ws.repo_path()); repo.ok()) {
+    if (auto refs = (*repo)->ListRefs("views/"); refs.ok()) {
+      for (std::string ref : refs.value()) {
+        ref = ref.substr(6);  // BUILD/REV
+        if (ref.find('/') != std::string::npos) ref[ref.find('/')] = '@';
+        names.push_back(ref);
+      }
+    }
+  }
+  for (const auto& name : names) {
+    if (!IsViewName(name) || IsMounted(ws, name)) continue;
+    auto lock = FileLock::TryAcquire(MountLockPath(ws, name));
+    if (!lock.ok() && lock.code() == EWOULDBLOCK) continue;  // being mounted right now
+    if (MountAt(ws.mountpoint(name))) continue;               // a dead mount: umount first
+    DropView(ws, name);
+  }
 }
 
 Status MountBuild(const Workspace& ws, const MountRequest& request, const DaemonLauncher& launcher) {
+  if (IsViewName(request.name)) return MountView(ws, request, launcher);
   BUILDFS_ASSIGN_OR_RETURN(BuildLock held, BuildLock::Acquire(ws, request.name, "mount"));
   return MountBuild(ws, request, launcher, std::move(held));
 }
@@ -242,6 +380,7 @@ Status ServeDaemon(const Workspace& ws, const std::string& name, bool debug) {
     close(ready_fd);
     ready_fd = -1;
   };
+  if (IsViewName(name)) return ServeStack(ws, name, OpenViewStack(ws, name), debug, ready);
   auto info = ws.LoadBuild(name);
   if (!info.ok()) {
     ready(info.status());
@@ -251,8 +390,28 @@ Status ServeDaemon(const Workspace& ws, const std::string& name, bool debug) {
 }
 
 Status UnmountBuild(const Workspace& ws, const std::string& name, bool lazy) {
-  BUILDFS_ASSIGN_OR_RETURN(BuildLock held, BuildLock::Acquire(ws, name, "umount"));
-  return UnmountBuild(ws, name, lazy, held);
+  if (IsViewName(name)) {
+    BUILDFS_RETURN_IF_ERROR(ValidateViewName(name));
+    if (!IsMounted(ws, name) && !MountAt(ws.mountpoint(name))) {
+      return Status::Error(EINVAL, "'" + name + "' is not mounted");
+    }
+  } else {
+    BUILDFS_ASSIGN_OR_RETURN(BuildLock held, BuildLock::Acquire(ws, name, "umount"));
+    return UnmountBuild(ws, name, lazy, held);
+  }
+  // A view: as a build's mount, then its ref and state go.
+  MountPointState there = StateOf(ws, name);
+  const std::string mountpoint = ws.mountpoint(name);
+  if (there.mount && !there.ours) return ForeignMount(mountpoint, *there.mount);
+  if (there.mount && umount2(mountpoint.c_str(), lazy ? MNT_DETACH : 0) != 0 && errno != EINVAL) {
+    if (errno == EBUSY) return Status::Error(EBUSY, mountpoint + ": busy: a process uses it");
+    return Status::FromErrno(mountpoint);
+  }
+  if (lazy) return Status::Ok();  // prune drops the view once its daemon is gone
+  auto lock = FileLock::Acquire(MountLockPath(ws, name), 30000);
+  if (!lock.ok()) return Status::Error(ETIMEDOUT, "'" + name + "': the daemon did not exit");
+  DropView(ws, name);
+  return Status::Ok();
 }
 
 Status UnmountBuild(const Workspace& ws, const std::string& name, bool lazy, const BuildLock& /*held*/) {

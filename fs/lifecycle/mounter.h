@@ -50,7 +50,19 @@ Status UnmountBuild(const Workspace& ws, const std::string& name, bool lazy, con
 // above were set up by MountBuild.
 Status ServeDaemon(const Workspace& ws, const std::string& name, bool debug);
 
-// True when a daemon serves the build.
+// True when a daemon serves the build (or the result view).
 bool IsMounted(const Workspace& ws, const std::string& name);
+
+// Result views: "NAME@NUMBER" is build NAME's result of build number NUMBER
+// (ref builds/NAME/result/NUMBER), "NAME@COMMIT" any commit, mounted
+// read-only at WS/NAME@..., with no checkout: MountBuild, UnmountBuild,
+// ServeDaemon and IsMounted take such names too. A view's state (mount lock,
+// log, an empty upper) is in .buildfs/views/NAME@.../; while it is mounted
+// the ref views/NAME@... keeps its commit from prune.
+bool IsViewName(const std::string& name);
+// EINVAL unless `name` is BUILD@NUMBER or BUILD@COMMIT with a valid BUILD.
+Status ValidateViewName(const std::string& name);
+// Drops the refs and state of views no daemon serves (prune).
+void CollectViews(const Workspace& ws);
 
 }  // namespace buildfs

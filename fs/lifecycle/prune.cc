@@ -1,5 +1,6 @@
 // buildfs prune: delete what nothing uses any more.
 #include "fs/lifecycle/commit.h"
+#include "fs/lifecycle/mounter.h"
 #include "fs/lifecycle/stack.h"
 #include "fs/store/repo.h"
 
@@ -16,6 +17,7 @@ Result<PruneResult> PruneWorkspace(const Workspace& ws, const Progress& progress
     out.damaged = layers.damaged;
   }
   CollectLeftovers(ws);
+  CollectViews(ws);  // a mounted result view keeps its ref, and so its commit
   repo->DropAbandonedStaging(/*min_age_s=*/600);
   progress.Report(0);
   // Refs pin every commit a build uses, so this needs no build lock; OSTree's

@@ -22,6 +22,14 @@ namespace buildfs::testing {
 namespace {
 
 using Json = nlohmann::json;
+// errno of creating `path` (0 when it worked).
+int ErrnoOfWrite(const std::string& path) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  close(fd);
+  return 0;
+}
+
 const std::vector<std::string> kAll = {"libgreet", "hello", "counter", "greeter-tools"};
 
 class BuilderTest : public WorkspaceTest {
@@ -210,6 +218,54 @@ TEST_F(BuilderTest, CtrlCStopsTheRunningCommandAndTheNextBuildContinues) {
   Json next = Build("main");
   EXPECT_EQ(next["built"], Json({"greeter-tools"})) << next;
   EXPECT_EQ(next["reused"], Json({"libgreet", "hello", "counter"})) << next;
+}
+
+TEST_F(BuilderTest, AnEarlierResultMountsReadOnlyWhileTheBuildGoesOn) {
+  ASSERT_TRUE(Buildfs({"new", "main", "--manifest", Manifest()}).ok());
+  Json first = Build("main");
+  const std::string number = first["number"];
+  // The next build: a changed hello and a slow last component.
+  ChangeHello("hello program v2");
+  Json m = Json::parse(ReadFile(Manifest()));
+  m["components"][3].erase("build-system");
+  m["components"][3]["build-commands"] = Json({"sleep 2", "make install DESTDIR=\"$DESTDIR\""});
+  WriteFile(BuildDir("main") + "/manifest.json", m.dump(2));
+  Json second;
+  std::thread builder([&] { second = Build("main"); });
+  CommandResult r = Buildfs({"mount", "main@" + number});
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  const std::string view = ws() + "/main@" + number;
+  CommandResult run = RunCommand({view + "/usr/bin/greet-all"});
+  EXPECT_EQ(run.out, "hello from libgreet 1.0\nhello program\ncounter 3\n") << run.Describe();
+  EXPECT_EQ(ErrnoOfWrite(view + "/usr/new-file"), EROFS);
+  // Mounted, its commit outlives a prune even without its ref.
+  ASSERT_TRUE(RunCommand({"/usr/bin/ostree", "--repo=" + ws() + "/repo", "refs", "--delete",
+                          "builds/main/result/" + number}).ok());
+  ASSERT_TRUE(Buildfs({"prune"}).ok());
+  EXPECT_EQ(ReadFile(view + "/usr/bin/greet-all").empty(), false);
+  CommandResult show = RunCommand({"/usr/bin/ostree", "--repo=" + ws() + "/repo", "show",
+                                   first["result"].get<std::string>()});
+  EXPECT_TRUE(show.ok()) << show.Describe();
+  builder.join();
+  ASSERT_TRUE(second.contains("number")) << second;
+  EXPECT_NE(second["number"], first["number"]);
+  r = Buildfs({"umount", "main@" + number});
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_NE(LstatErrno(view), 0) << "the view's mount point stays behind";
+  // The new number, and any commit by its id.
+  const std::string by_id = "main@" + second["result"].get<std::string>();
+  ASSERT_TRUE(Buildfs({"mount", by_id}).ok());
+  CommandResult v2 = RunCommand({ws() + "/" + by_id + "/usr/bin/hello"});
+  EXPECT_EQ(v2.out, "hello from libgreet 1.0\nhello program v2\n") << v2.Describe();
+  ASSERT_TRUE(Buildfs({"umount", by_id}).ok());
+  Json builds = Json::parse(Buildfs({"log", "main", "--builds", "--json"}).out);
+  ASSERT_EQ(builds.size(), 1u) << builds;  // the first one's ref was deleted above
+  EXPECT_EQ(builds[0]["number"], second["number"]);
+  EXPECT_EQ(builds[0]["result"], second["result"]);
+  EXPECT_EQ(builds[0]["snapshot"].get<std::string>().size(), 64u);
+  // Bad names are refused.
+  EXPECT_EQ(Buildfs({"mount", "main@20261130.99"}).exit_code, 3);
+  EXPECT_EQ(Buildfs({"mount", "main@nonsense"}).exit_code, 2);
 }
 
 // Malformed manifests given to `new --manifest`: each its exact error, exit
