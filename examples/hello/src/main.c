@@ -1,8 +1,0 @@
-#include <stdio.h>
-
-#include "greet.h"
-
-int main(void) {
-  puts(greeting());
-  return 0;
-}
