@@ -66,7 +66,8 @@ void RegisterNew(CLI::App& app, Context& ctx) {
       }
       from_dir = staged;
     }
-    auto made = CreateBuild(ws, o->name, from_dir, ctx.LongWork("importing"));
+    auto made = CreateBuild(ws, o->name, from_dir, ctx.LongWork("importing"),
+                            o->manifest.empty() ? "" : "manifest " + o->manifest);
     ctx.Done();
     if (!staged.empty()) RemoveTree(staged);
     BuildInfo info = Check(std::move(made));

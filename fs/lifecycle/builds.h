@@ -19,8 +19,10 @@ namespace buildfs {
 // Commits `from_dir` ("" = an empty tree) as the base of a new build `name`,
 // reporting entries imported. The build appears whole or not at all:
 // cancelled or failed, no ref, no object and no directory is left behind.
+// `subject`: the base commit's (default: "import FROM_DIR").
 Result<BuildInfo> CreateBuild(const Workspace& ws, const std::string& name,
-                              const std::string& from_dir, const Progress& progress = {});
+                              const std::string& from_dir, const Progress& progress = {},
+                              const std::string& subject = "");
 // Makes the build directory of `info` (upper/, work/, logs/, build.json) in
 // one rename. Its base ref must already point at info.base.
 Status InstallBuild(const Workspace& ws, const BuildInfo& info);

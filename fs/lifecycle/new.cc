@@ -27,7 +27,8 @@ Status InstallBuild(const Workspace& ws, const BuildInfo& info) {
 }
 
 Result<BuildInfo> CreateBuild(const Workspace& ws, const std::string& name,
-                              const std::string& from_dir, const Progress& progress) {
+                              const std::string& from_dir, const Progress& progress,
+                              const std::string& subject) {
   BUILDFS_RETURN_IF_ERROR(ValidateBuildName(name));
   if (!from_dir.empty()) {
     struct stat st;
@@ -39,7 +40,9 @@ Result<BuildInfo> CreateBuild(const Workspace& ws, const std::string& name,
   BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
   BUILDFS_ASSIGN_OR_RETURN(std::string base,
                            repo->CommitDirectory(from_dir, Workspace::BaseRef(name),
-                                                 from_dir.empty() ? "empty tree" : "import " + from_dir,
+                                                 !subject.empty()   ? subject
+                                                 : from_dir.empty() ? "empty tree"
+                                                                    : "import " + from_dir,
                                                  progress));
   BuildInfo info;
   info.name = name;

@@ -157,6 +157,36 @@ TEST_F(BuilderTest, AFailingComponentStopsTheBuildAndTheNextBuildGoesOn) {
   EXPECT_EQ(fixed["reused"], Json({"libgreet", "counter"})) << fixed;
 }
 
+// Patches come with the manifest into the build, apply in order after the
+// checkout, and one that does not apply fails the component, naming it.
+TEST_F(BuilderTest, PatchesApplyInOrderAndOneThatDoesNotFailsNamingIt) {
+  const std::string dir = tmp("with-patches");
+  MakeDir(dir);
+  MakeDir(dir + "/patches");
+  WriteFile(dir + "/patches/1-v2.patch",
+            "--- a/hello.c\n+++ b/hello.c\n@@ -5,3 +5,3 @@\n"
+            " int main(void) {\n   puts(greet());\n-  puts(\"hello program\");\n"
+            "+  puts(\"hello program, patched\");\n");
+  Json m = Json::parse(ReadFile(Manifest()));
+  m["components"][1]["patches"] = Json({"patches/1-v2.patch"});
+  WriteFile(dir + "/manifest.json", m.dump(2));
+  ASSERT_TRUE(Buildfs({"new", "main", "--manifest", dir + "/manifest.json"}).ok());
+  EXPECT_NE(ReadFile(BuildDir("main") + "/patches/1-v2.patch").find("patched"), std::string::npos);
+  Json built = Build("main");
+  ASSERT_TRUE(built.contains("built")) << built;
+  EXPECT_EQ(Run("main", "hello"), "hello from libgreet 1.0\nhello program, patched\n");
+  // A second patch that does not apply.
+  WriteFile(BuildDir("main") + "/patches/2-bad.patch",
+            "--- a/hello.c\n+++ b/hello.c\n@@ -1,1 +1,1 @@\n-no such line\n+x\n");
+  m["components"][1]["patches"] = Json({"patches/1-v2.patch", "patches/2-bad.patch"});
+  WriteFile(BuildDir("main") + "/manifest.json", m.dump(2));
+  CommandResult r;
+  Build("main", &r);
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.err.find("component hello failed: patch patches/2-bad.patch does not apply"), std::string::npos)
+      << r.err;
+}
+
 TEST_F(BuilderTest, TwoBuildsAtOnceBuildEachComponentOnce) {
   ASSERT_TRUE(Buildfs({"new", "main", "--manifest", Manifest()}).ok());
   ASSERT_TRUE(Buildfs({"branch", "main", "other"}).ok());
