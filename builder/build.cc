@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,8 +195,17 @@ Status RunLogged(const std::string& command, const std::string& cwd, const std::
     if (done == pid) break;
     if (done < 0 && errno != EINTR) return Status::FromErrno("waitpid");
     if (progress.cancelled()) {
+      // SIGTERM to the whole group, SIGKILL for what is still there after 5 s.
       kill(-pid, SIGTERM);
-      waitpid(pid, &status, 0);
+      for (int waited = 0; waitpid(pid, &status, WNOHANG) == 0; waited += 20) {
+        if (waited >= 5000) {
+          kill(-pid, SIGKILL);
+          waitpid(pid, &status, 0);
+          break;
+        }
+        usleep(20 * 1000);
+      }
+      kill(-pid, SIGKILL);  // what the shell left running in the group
       return Status::Error(ECANCELED, "cancelled");
     }
     usleep(20 * 1000);
@@ -204,6 +214,14 @@ Status RunLogged(const std::string& command, const std::string& cwd, const std::
   const std::string how = WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
                                             : "killed by signal " + std::to_string(WTERMSIG(status));
   return Status::Error(ECHILD, "`" + command + "` " + how);
+}
+
+// Debian's multiarch name of this machine ("x86_64-linux-gnu").
+std::string Multiarch() {
+  struct utsname u;
+  if (uname(&u) != 0) return "x86_64-linux-gnu";
+  const std::string m = u.machine;
+  return (m == "i686" || m == "i586" ? std::string("i386") : m) + "-linux-gnu";
 }
 
 // The environment of a component's commands.
@@ -215,14 +233,18 @@ std::vector<std::string> EnvFor(const Component& c, const std::string& work) {
     if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   const std::string sys = work + "/sysroot";
+  // Libraries in usr/lib and in Debian's multiarch directory (where cmake's
+  // GNUInstallDirs puts them with prefix /usr).
+  const std::string libs = sys + "/usr/lib:" + sys + "/usr/lib/" + Multiarch();
   env["DESTDIR"] = work + "/install";
   env["PREFIX"] = "/usr";
   env["SYSROOT"] = sys;
   env["PATH"] = sys + "/usr/bin:" + sys + "/bin:" + (env.count("PATH") ? env["PATH"] : "/usr/bin:/bin");
   env["CPATH"] = sys + "/usr/include";
-  env["LIBRARY_PATH"] = sys + "/usr/lib";
-  env["LD_LIBRARY_PATH"] = sys + "/usr/lib";
-  env["PKG_CONFIG_PATH"] = sys + "/usr/lib/pkgconfig:" + sys + "/usr/share/pkgconfig";
+  env["LIBRARY_PATH"] = libs;
+  env["LD_LIBRARY_PATH"] = libs;
+  env["PKG_CONFIG_PATH"] = sys + "/usr/lib/pkgconfig:" + sys + "/usr/lib/" + Multiarch() + "/pkgconfig:" + sys +
+                           "/usr/share/pkgconfig";
   env["PKG_CONFIG_SYSROOT_DIR"] = sys;
   for (const auto& [k, v] : c.env) env[k] = v;
   std::vector<std::string> out;
