@@ -135,25 +135,13 @@ log_dir=$dir/log
 samples=$log_dir/samples.tsv
 jobs=$(nproc)
 
-# DIR must be new, empty or made by this script; one invocation at a time.
-marker=$dir/.bench-builder.lock
-if [[ ! -e $marker && -n $(ls -A "$dir") ]]; then
-  fail_usage "--dir: $dir is neither empty nor a bench-builder work directory (no $marker)"
-fi
-exec 9>"$marker"
-flock -n 9 || die "another bench-builder.sh is using $dir (lock $marker)"
+source "$(dirname "$0")/bench-lib.sh"
+claim_work_dir "$dir" bench-builder
 
 # --- cleanup: unmount what is mounted below DIR, and nothing else -------------
-mounts_below() {  # PATH: mount points at or below PATH, deepest first
-  awk -v d="$1" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r
-}
 unmount_below() {
   local m
   for m in $(mounts_below "$1"); do umount -l "$m" 2>/dev/null || true; done
-}
-remove_tree() {  # PATH: rm -rf that never crosses into a mount
-  [[ -z $(mounts_below "$1") ]] || die "will not remove $1: something is mounted below it"
-  rm -rf --one-file-system "$1"
 }
 exec 7>&1 8>&2  # the script's own stdout and stderr, for the trap
 cleaning=0

@@ -316,28 +316,15 @@ ws=$data/ws
 samples=$log_dir/samples.tsv
 jobs=$(nproc)
 
-# DIR must be new, empty or made by this script (it removes and unmounts
-# things below it); one invocation per work directory at a time.
-marker=$dir/.bench-fs.lock
-if [[ ! -e $marker && -n $(ls -A "$dir") ]]; then
-  fail_usage "--dir: $dir is neither empty nor a bench-fs work directory (no $marker): give a new or empty --dir"
-fi
-exec 9>"$marker"
-flock -n 9 || die "another bench-fs.sh is using $dir (lock $marker)"
+source "$(dirname "$0")/bench-lib.sh"
+claim_work_dir "$dir" bench-fs
 
 # --- cleanup: unmount what is mounted where it mounts (and nothing else) -----
-mounts_below() {  # PATH: mount points below PATH (or PATH itself), deepest first
-  awk -v d="$1" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r
-}
 unmount_all() {  # the overlay mounts below DIR/run, the builds' below DIR/data/ws
   local m
   for m in $(mounts_below "$run_dir") $(mounts_below "$ws"); do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || true
   done
-}
-remove_tree() {  # PATH: rm -rf that never crosses into a mount
-  [[ -z $(mounts_below "$1") ]] || die "will not remove $1: something is mounted below it"
-  rm -rf --one-file-system "$1"
 }
 fresh_dir() { remove_tree "$1"; mkdir -p "$1"; }
 cleaning=0
