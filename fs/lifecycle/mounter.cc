@@ -242,6 +242,57 @@ Status ValidateViewName(const std::string& name) {
 
 namespace {
 
+// Makes the mount point of `name` ready: nothing foreign mounted there (left
+// alone), a dead mount of ours detached, an empty directory. REQUIRES: the
+// mount lock held, so no daemon serves `name`.
+Status PrepareMountPoint(const Workspace& ws, const std::string& name) {
+  const std::string mountpoint = ws.mountpoint(name);
+  MountPointState there = StateOf(ws, name);
+  if (there.mount && !there.ours) return ForeignMount(mountpoint, *there.mount);
+  if (there.ours && umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
+    return Status::FromErrno(mountpoint + ": cleaning up a dead mount");
+  }
+  if (mkdir(mountpoint.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(mountpoint);
+  struct stat st;
+  if (lstat(mountpoint.c_str(), &st) != 0) return Status::FromErrno(mountpoint);
+  if (!S_ISDIR(st.st_mode)) return Status::Error(ENOTDIR, mountpoint + ": not a directory");
+  if (DirHasEntries(mountpoint)) {
+    return Status::Error(EBUSY, mountpoint + ": mount point is not empty; move its contents away");
+  }
+  return Status::Ok();
+}
+
+// Unmounts what the daemon of `name` serves and, unless `lazy`, waits for it
+// to exit. `what` names it in messages ("build 'b'").
+Status UnmountAt(const Workspace& ws, const std::string& name, bool lazy, const std::string& what) {
+  const std::string mountpoint = ws.mountpoint(name);
+  bool held = IsMounted(ws, name);
+  MountPointState there = StateOf(ws, name);
+  if (there.mount && !there.ours) return ForeignMount(mountpoint, *there.mount);
+  if (!there.mount) {
+    if (!held) return Status::Error(EINVAL, what + " is not mounted");
+  } else if (umount2(mountpoint.c_str(), lazy ? MNT_DETACH : 0) != 0) {
+    if (errno == EBUSY) {
+      auto user = ProcessWorkingIn(mountpoint);
+      if (user && user->pid == getppid()) {
+        return Status::Error(EBUSY, mountpoint + ": busy: your shell (pid " + std::to_string(user->pid) +
+                                        ") has its working directory in it");
+      }
+      if (user) {
+        return Status::Error(EBUSY, mountpoint + ": busy: process " + std::to_string(user->pid) + " (" +
+                                        user->command + ") has its working directory in it");
+      }
+      return Status::Error(EBUSY, mountpoint + ": busy: a process has files open in it");
+    }
+    if (errno != EINVAL && errno != ENOENT) return Status::FromErrno(mountpoint);
+  }
+  if (lazy) return Status::Ok();  // the daemon exits once the last user lets go
+  // The daemon lets go of the lock when it has finished.
+  auto lock = FileLock::Acquire(MountLockPath(ws, name), 30000);
+  if (!lock.ok()) return Status::Error(ETIMEDOUT, what + ": the daemon did not exit");
+  return Status::Ok();
+}
+
 // Forgets a view no daemon serves: its ref, its state, its mount point.
 void DropView(const Workspace& ws, const std::string& name) {
   if (auto repo = Repo::Open(ws.repo_path()); repo.ok()) (*repo)->DeleteRef(ViewRef(name));
@@ -270,15 +321,7 @@ Status MountView(const Workspace& ws, const MountRequest& request, const DaemonL
     return lock.status();
   }
   const std::string mountpoint = ws.mountpoint(name);
-  MountPointState there = StateOf(ws, name);
-  if (there.mount && !there.ours) return ForeignMount(mountpoint, *there.mount);
-  if (there.ours && umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
-    return Status::FromErrno(mountpoint + ": cleaning up a dead mount");
-  }
-  if (mkdir(mountpoint.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(mountpoint);
-  if (DirHasEntries(mountpoint)) {
-    return Status::Error(EBUSY, mountpoint + ": mount point is not empty; move its contents away");
-  }
+  BUILDFS_RETURN_IF_ERROR(PrepareMountPoint(ws, name));
   // The ref first: from here on prune keeps the commit.
   Status st = repo->SetRef(ViewRef(name), commit.value());
   if (st.ok()) st = WriteFileAtomic(dir + "/commit", commit.value());
@@ -336,12 +379,8 @@ Status MountBuild(const Workspace& ws, const MountRequest& request, const Daemon
     }
     return lock.status();
   }
-  MountPointState there = StateOf(ws, name);
-  if (there.mount && !there.ours) return ForeignMount(mountpoint, *there.mount);
   // We hold the mount lock, so no daemon serves this build: a mount of ours there is dead.
-  if (there.ours && umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
-    return Status::FromErrno(mountpoint + ": cleaning up a dead mount");
-  }
+  BUILDFS_RETURN_IF_ERROR(PrepareMountPoint(ws, name));
   BuildInfo info;
   {
     BUILDFS_ASSIGN_OR_RETURN(FileLock meta, LockWorkspaceMeta(ws));
@@ -351,14 +390,6 @@ Status MountBuild(const Workspace& ws, const MountRequest& request, const Daemon
     if (!recovered.ok() && recovered.code() == ENOSPC) recovered = ws.LoadBuild(name);
     BUILDFS_ASSIGN_OR_RETURN(info, std::move(recovered));
   }
-  if (mkdir(mountpoint.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(mountpoint);
-  struct stat st;
-  if (lstat(mountpoint.c_str(), &st) != 0) return Status::FromErrno(mountpoint);
-  if (!S_ISDIR(st.st_mode)) return Status::Error(ENOTDIR, mountpoint + ": not a directory");
-  if (DirHasEntries(mountpoint)) {
-    return Status::Error(EBUSY, mountpoint + ": mount point is not empty; move its contents away");
-  }
-
   if (request.foreground) {
     // Other commands may use the build once it is mounted.
     std::optional<BuildLock> build_lock(std::move(held));
@@ -366,6 +397,7 @@ Status MountBuild(const Workspace& ws, const MountRequest& request, const Daemon
   }
   BUILDFS_RETURN_IF_ERROR(StartDaemon(ws, name, request.debug, launcher, lock->fd()));
   // Returns only once the filesystem answers.
+  struct stat st;
   if (stat(mountpoint.c_str(), &st) != 0) return Status::FromErrno(mountpoint);
   return Status::Ok();
 }
@@ -390,58 +422,21 @@ Status ServeDaemon(const Workspace& ws, const std::string& name, bool debug) {
 }
 
 Status UnmountBuild(const Workspace& ws, const std::string& name, bool lazy) {
-  if (IsViewName(name)) {
-    BUILDFS_RETURN_IF_ERROR(ValidateViewName(name));
-    if (!IsMounted(ws, name) && !MountAt(ws.mountpoint(name))) {
-      return Status::Error(EINVAL, "'" + name + "' is not mounted");
-    }
-  } else {
+  if (!IsViewName(name)) {
     BUILDFS_ASSIGN_OR_RETURN(BuildLock held, BuildLock::Acquire(ws, name, "umount"));
     return UnmountBuild(ws, name, lazy, held);
   }
-  // A view: as a build's mount, then its ref and state go.
-  MountPointState there = StateOf(ws, name);
-  const std::string mountpoint = ws.mountpoint(name);
-  if (there.mount && !there.ours) return ForeignMount(mountpoint, *there.mount);
-  if (there.mount && umount2(mountpoint.c_str(), lazy ? MNT_DETACH : 0) != 0 && errno != EINVAL) {
-    if (errno == EBUSY) return Status::Error(EBUSY, mountpoint + ": busy: a process uses it");
-    return Status::FromErrno(mountpoint);
-  }
-  if (lazy) return Status::Ok();  // prune drops the view once its daemon is gone
-  auto lock = FileLock::Acquire(MountLockPath(ws, name), 30000);
-  if (!lock.ok()) return Status::Error(ETIMEDOUT, "'" + name + "': the daemon did not exit");
-  DropView(ws, name);
+  // A view: as a build's mount, then its ref and state go (after a lazy
+  // unmount, prune drops them once its daemon is gone).
+  BUILDFS_RETURN_IF_ERROR(ValidateViewName(name));
+  BUILDFS_RETURN_IF_ERROR(UnmountAt(ws, name, lazy, "'" + name + "'"));
+  if (!lazy) DropView(ws, name);
   return Status::Ok();
 }
 
 Status UnmountBuild(const Workspace& ws, const std::string& name, bool lazy, const BuildLock& /*held*/) {
   if (!ws.HasBuildDir(name)) return Status::Error(ENOENT, "no build named '" + name + "'");
-  std::string mountpoint = ws.mountpoint(name);
-  bool held = IsMounted(ws, name);
-  MountPointState there = StateOf(ws, name);
-  if (there.mount && !there.ours) return ForeignMount(mountpoint, *there.mount);
-  if (!there.mount) {
-    if (!held) return Status::Error(EINVAL, "build '" + name + "' is not mounted");
-  } else if (umount2(mountpoint.c_str(), lazy ? MNT_DETACH : 0) != 0) {
-    if (errno == EBUSY) {
-      auto user = ProcessWorkingIn(mountpoint);
-      if (user && user->pid == getppid()) {
-        return Status::Error(EBUSY, mountpoint + ": busy: your shell (pid " + std::to_string(user->pid) +
-                                        ") has its working directory in it");
-      }
-      if (user) {
-        return Status::Error(EBUSY, mountpoint + ": busy: process " + std::to_string(user->pid) + " (" +
-                                        user->command + ") has its working directory in it");
-      }
-      return Status::Error(EBUSY, mountpoint + ": busy: a process has files open in it");
-    }
-    if (errno != EINVAL && errno != ENOENT) return Status::FromErrno(mountpoint);
-  }
-  if (lazy) return Status::Ok();  // the daemon exits once the last user lets go
-  // The daemon lets go of the lock when it has finished.
-  auto lock = FileLock::Acquire(ws.lock_path(name), 30000);
-  if (!lock.ok()) return Status::Error(ETIMEDOUT, "build '" + name + "': the daemon did not exit");
-  return Status::Ok();
+  return UnmountAt(ws, name, lazy, "build '" + name + "'");
 }
 
 }  // namespace buildfs
