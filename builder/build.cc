@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -21,6 +20,7 @@
 #include "builder/manifest.h"
 #include "fs/common/fd.h"
 #include "fs/common/path.h"
+#include "fs/store/lock.h"
 #include "fs/store/objects.h"
 #include "fs/store/repo.h"
 
@@ -235,7 +235,8 @@ std::vector<std::string> EnvFor(const Component& c, const std::string& work) {
   const std::string sys = work + "/sysroot";
   // Libraries in usr/lib and in Debian's multiarch directory (where cmake's
   // GNUInstallDirs puts them with prefix /usr).
-  const std::string libs = sys + "/usr/lib:" + sys + "/usr/lib/" + Multiarch();
+  const std::string multiarch = sys + "/usr/lib/" + Multiarch();
+  const std::string libs = sys + "/usr/lib:" + multiarch;
   env["DESTDIR"] = work + "/install";
   env["PREFIX"] = "/usr";
   env["SYSROOT"] = sys;
@@ -243,8 +244,7 @@ std::vector<std::string> EnvFor(const Component& c, const std::string& work) {
   env["CPATH"] = sys + "/usr/include";
   env["LIBRARY_PATH"] = libs;
   env["LD_LIBRARY_PATH"] = libs;
-  env["PKG_CONFIG_PATH"] = sys + "/usr/lib/pkgconfig:" + sys + "/usr/lib/" + Multiarch() + "/pkgconfig:" + sys +
-                           "/usr/share/pkgconfig";
+  env["PKG_CONFIG_PATH"] = sys + "/usr/lib/pkgconfig:" + multiarch + "/pkgconfig:" + sys + "/usr/share/pkgconfig";
   env["PKG_CONFIG_SYSROOT_DIR"] = sys;
   for (const auto& [k, v] : c.env) env[k] = v;
   std::vector<std::string> out;
@@ -254,21 +254,11 @@ std::vector<std::string> EnvFor(const Component& c, const std::string& work) {
 
 // An exclusive lock on one cache key, so that two builds never build the
 // same component at the same moment.
-class KeyLock {
- public:
-  static Result<KeyLock> Take(const Workspace& ws, const std::string& key) {
-    const std::string dir = ws.state_path() + "/component-locks";
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(dir);
-    KeyLock l;
-    l.fd_ = UniqueFd(open((dir + "/" + key).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (!l.fd_.valid()) return Status::FromErrno(dir + "/" + key);
-    if (flock(l.fd_.get(), LOCK_EX) != 0) return Status::FromErrno(dir + "/" + key);
-    return l;
-  }
-
- private:
-  UniqueFd fd_;
-};
+Result<FileLock> LockKey(const Workspace& ws, const std::string& key) {
+  const std::string dir = ws.state_path() + "/component-locks";
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(dir);
+  return FileLock::Wait(dir + "/" + key);
+}
 
 struct Job {
   const Component* c;
@@ -280,7 +270,7 @@ struct Job {
 Status BuildOne(const Workspace& ws, const BuildOptions& o, Job& job, const std::vector<Job>& jobs,
                 int make_jobs) {
   const Component& c = *job.c;
-  BUILDFS_ASSIGN_OR_RETURN(KeyLock lock, KeyLock::Take(ws, job.key));
+  BUILDFS_ASSIGN_OR_RETURN(FileLock lock, LockKey(ws, job.key));
   BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
   if (auto done = repo->ResolveRef(job.ref); done.ok() && !done->empty()) {
     job.commit = done.value();  // another build made it meanwhile
@@ -295,9 +285,10 @@ Status BuildOne(const Workspace& ws, const BuildOptions& o, Job& job, const std:
     if (mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(d);
   }
   BUILDFS_RETURN_IF_ERROR(CheckoutCommit(job.mirror, job.revision, work + "/src"));
+  const std::vector<std::string> env = EnvFor(c, work);
   for (const auto& p : c.patches) {
-    Status applied = RunLogged("patch -p1 --batch --forward -i " + Quote(o.dir + "/" + p), work + "/src",
-                               EnvFor(c, work), log, o.progress);
+    Status applied = RunLogged("patch -p1 --batch --forward -i " + Quote(o.dir + "/" + p), work + "/src", env,
+                               log, o.progress);
     if (!applied.ok() && applied.code() != ECANCELED) {
       return Status::Error(ECHILD, "patch " + p + " does not apply");
     }
@@ -305,7 +296,7 @@ Status BuildOne(const Workspace& ws, const BuildOptions& o, Job& job, const std:
   }
   for (size_t d : job.all_deps) BUILDFS_RETURN_IF_ERROR(repo->Checkout(jobs[d].commit, work + "/sysroot"));
   for (const auto& command : CommandsOf(c, make_jobs)) {
-    BUILDFS_RETURN_IF_ERROR(RunLogged(command, work + "/src", EnvFor(c, work), log, o.progress));
+    BUILDFS_RETURN_IF_ERROR(RunLogged(command, work + "/src", env, log, o.progress));
   }
   BUILDFS_ASSIGN_OR_RETURN(job.commit,
                            repo->CommitDirectory(work + "/install", job.ref, "component " + c.name + " " + job.key));

@@ -1,8 +1,6 @@
 #include "builder/git_mirror.h"
 
-#include <fcntl.h>
 #include <git2.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +9,7 @@
 
 #include "fs/common/fd.h"
 #include "fs/common/path.h"
+#include "fs/store/lock.h"
 
 namespace buildfs {
 namespace {
@@ -56,10 +55,7 @@ std::string MirrorPath(const std::string& src_dir, const std::string& url) {
 
 Status UpdateMirror(const std::string& mirror, const std::string& url) {
   InitOnce();
-  const std::string lock_path = mirror + ".lock";
-  UniqueFd lock(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!lock.valid()) return Status::FromErrno(lock_path);
-  if (flock(lock.get(), LOCK_EX) != 0) return Status::FromErrno(lock_path);
+  BUILDFS_ASSIGN_OR_RETURN(FileLock lock, FileLock::Wait(mirror + ".lock"));
   git_repository* raw = nullptr;
   struct stat st;
   if (stat(mirror.c_str(), &st) != 0) {

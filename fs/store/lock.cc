@@ -22,6 +22,15 @@ Result<FileLock> FileLock::Acquire(const std::string& path, int timeout_ms) {
   }
 }
 
+Result<FileLock> FileLock::Wait(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd.valid()) return Status::FromErrno(path);
+  while (flock(fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return Status::FromErrno(path);
+  }
+  return FileLock(std::move(fd));
+}
+
 bool FileLock::IsHeld(const std::string& path) {
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return false;

@@ -19,6 +19,8 @@ class FileLock {
   static Result<FileLock> TryAcquire(const std::string& path);
   // Waits up to `timeout_ms` for the lock.
   static Result<FileLock> Acquire(const std::string& path, int timeout_ms);
+  // Waits for the lock as long as it takes (work one holder does for all).
+  static Result<FileLock> Wait(const std::string& path);
   // True when some process holds the lock at `path`.
   static bool IsHeld(const std::string& path);
 
