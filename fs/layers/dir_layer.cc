@@ -201,7 +201,7 @@ Status DirLayer::ReadDir(const std::string& path, std::vector<LayerDirent>* out)
 }
 
 Result<UniqueFd> DirLayer::OpenBases() {
-  if (!options_.overlay_format) return UniqueFd();
+  if (!HasBases()) return UniqueFd();  // every copy-up asks: no syscall when there is none
   UniqueFd fd(openat(root_.get(), kBasesDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid() && errno != ENOENT) return Status::FromErrno(root_path_ + "/" + kBasesDir);
   return fd;

@@ -43,9 +43,8 @@ class DirLayer : public Layer {
   Result<UniqueFd> Open(const std::string& path, int flags) override;
   Result<std::string> ReadLink(const std::string& path) override;
   Result<UniqueFd> OpenBases() override;
-  // Whether the layer has a bases directory, so that its files may be
-  // chunked (learned once: only MakeBases adds one to a layer).
-  bool HasBases();
+  // Learned once: only MakeBases adds a bases directory to a layer.
+  bool HasBases() override;
   // The bases directory, made when missing (overlay format only).
   Result<UniqueFd> MakeBases();
   Result<Xattrs> ListXattrs(const std::string& path) override;

@@ -73,8 +73,9 @@ class Layer {
   virtual Result<std::string> ReadLink(const std::string& path) = 0;
   // The entry's visible xattrs (internal ones removed), sorted by name.
   virtual Result<Xattrs> ListXattrs(const std::string& path) = 0;
-  // The directory of the bases the layer's chunked files read from
-  // (chunked_file.h); an invalid fd when the layer has none.
+  // Whether the layer keeps bases, so that its files may be chunked
+  // (chunked_file.h), and their directory (an invalid fd when it has none).
+  virtual bool HasBases() { return false; }
   virtual Result<UniqueFd> OpenBases() { return UniqueFd(); }
   // The repository object behind `path`, when the layer is a commit.
   virtual std::optional<RepoObject> ObjectAt(const std::string& /*path*/) { return std::nullopt; }

@@ -70,7 +70,7 @@ Result<std::shared_ptr<ChunkedFile>> Overlay::ChunkedOf(Node* node, const View& 
     return std::shared_ptr<ChunkedFile>();  // only upper and frozen layers hold chunked files
   }
   Layer& layer = *layers_[upper ? 0 : view.lower.front().layer].layer;
-  if (!static_cast<DirLayer&>(layer).HasBases() || !ChunkedFile::IsChunked(fd)) {
+  if (!layer.HasBases() || !ChunkedFile::IsChunked(fd)) {
     return std::shared_ptr<ChunkedFile>();
   }
   {

@@ -529,12 +529,13 @@ Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   BUILDFS_ASSIGN_OR_RETURN(View view, ViewNow(node.pin.get()));
   if (S_ISDIR(view.type)) return Status::Error(EISDIR, "open");
   BUILDFS_ASSIGN_OR_RETURN(UniqueFd fd, OpenView(view, flags));
+  // Before the truncate, which then finds it (the node keeps it while it lives).
+  BUILDFS_ASSIGN_OR_RETURN(auto chunked, ChunkedOf(node.pin.get(), view, fd.get()));
   if (flags & O_TRUNC) {
     // The handle may be read-only (O_RDONLY|O_TRUNC): truncate through a writer.
     BUILDFS_ASSIGN_OR_RETURN(UniqueFd writer, OpenView(view, O_WRONLY));
     BUILDFS_RETURN_IF_ERROR(Truncate(node.pin.get(), view, writer.get(), 0));
   }
-  BUILDFS_ASSIGN_OR_RETURN(auto chunked, ChunkedOf(node.pin.get(), view, fd.get()));
   auto fh = std::make_unique<FileHandle>();
   fh->fd = fd.get();
   fh->fds.push_back(std::move(fd));
