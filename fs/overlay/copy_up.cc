@@ -175,12 +175,15 @@ Status Overlay::CopyUpData(uint64_t ino) {
     Status copied = CopyToWork(*layer, from, tmp, ino, /*with_data=*/true, *upper);
     // Meanwhile the file may have been copied up (a rename, a chmod),
     // removed, or moved with its directory, and the stack may have changed
-    // (a commit folds the layer the copy read from, which is then deleted):
+    // (a commit folds the layer the copy read from, which is then deleted;
+    // a freeze made a new upper, which lacks the directories CopyUp made):
     // install only if it is still needed, at the path it has now.
     std::shared_lock tree(tree_mu_);
     if (!copied.ok()) {
       std::lock_guard lock(mu_);
-      if (node->generation.load() != generation) continue;  // the stack changed: again, from where it is now
+      if (node->generation.load() != generation || stack_.upper != upper) {
+        continue;  // the stack changed: again, from where it is now
+      }
       return copied;
     }
     auto locked = LockNode(ino, /*exclusive=*/true);
@@ -192,7 +195,7 @@ Status Overlay::CopyUpData(uint64_t ino) {
     {
       std::lock_guard lock(mu_);
       Node* n = node.get();
-      bool stale = n->generation.load() != generation;
+      bool stale = n->generation.load() != generation || stack_.upper != upper;
       bool done = n->in_upper || n->orphan;
       bool gone = n->removed || n->lower.empty() || n->aliases.empty();
       if (!stale && !done && !gone) {

@@ -427,6 +427,34 @@ TEST_F(CopyUpWhileOthersWorkTest, ACopyWhoseLayerIsFoldedAwayStartsOverFromTheNe
   EXPECT_EQ(testing::ListDir(work_), work_before_);
 }
 
+// A branch or commit freezes the upper while the copy runs: the directory
+// the copy was to go into is in the frozen layer now, and the new upper is
+// empty. The copy goes to the new upper, with its directory, and the frozen
+// layer keeps what it held.
+TEST_F(CopyUpWhileOthersWorkTest, ACopyDuringAFreezeGoesToTheNewUpper) {
+  StartOpen();
+  const std::string frozen = tmp_.Path("frozen");
+  auto froze = std::async(std::launch::async, [&]() -> Status {
+    return overlay_->FreezeUpper([&](std::shared_ptr<DirLayer>* new_upper, StackLayer* layer) -> Status {
+      if (rename(upper_.c_str(), frozen.c_str()) != 0) return Status::FromErrno("freeze");
+      if (mkdir(upper_.c_str(), 0755) != 0) return Status::FromErrno("freeze");
+      BUILDFS_ASSIGN_OR_RETURN(*new_upper, DirLayer::Open(upper_, {"", true, false}));
+      BUILDFS_ASSIGN_OR_RETURN(auto f, DirLayer::Open(frozen, {"", true, true, true}));
+      *layer = {std::move(f), true};
+      return Status::Ok();
+    });
+  });
+  const bool switched = froze.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  if (!switched) gate_->gate.Release();
+  ASSERT_TRUE(switched) << "the freeze waited for the copy";
+  ASSERT_OK(froze.get());
+  ASSERT_OK(FinishOpen());
+  WriteAndRelease("ff");
+  EXPECT_EQ(ReadWhole("d/big"), "ff" + std::string((1 << 20) - 2, 'x'));
+  EXPECT_FALSE(testing::Exists(frozen + "/d/big"));
+  EXPECT_EQ(testing::ListDir(work_), work_before_);
+}
+
 TEST_F(CopyUpWhileOthersWorkTest, AFileCopiedUpMeanwhileKeepsThatCopy) {
   StartOpen();
   // chmod copies up on its own (not gated: only the first open waits).

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -669,6 +671,99 @@ TEST_F(DifferentialTest, RandomOperationsMatchWhileCommitsBranchesAndPrunesRun) 
   ASSERT_TRUE(Mount("diff"));
   ASSERT_EQ(DiffSnapshots(ref_snap, ScanTree(mnt, MountScan()), options), "")
       << report(step, "trees differ after umount and mount");
+}
+
+// A commit freezes the upper, writes the commit while the build goes on, then
+// replaces the lowers by the commit. Here the test holds the workspace lock
+// from the freeze until after `between` operations, so each commit's two
+// stack switches fall on either side of them, at the same steps every run.
+TEST_F(DifferentialTest, RandomOperationsMatchBetweenACommitsFreezeAndItsReload) {
+  const uint64_t seed = EnvOr("BUILDFS_SEED", kDefaultSeed + 1);
+  const uint64_t steps = EnvOr("BUILDFS_STEPS", 600);
+  const uint64_t between = EnvOr("BUILDFS_BETWEEN", 7);
+  printf("differential test across commits: BUILDFS_SEED=%llu BUILDFS_STEPS=%llu BUILDFS_BETWEEN=%llu\n",
+         static_cast<unsigned long long>(seed), static_cast<unsigned long long>(steps),
+         static_cast<unsigned long long>(between));
+  fflush(stdout);
+  ASSERT_NO_FATAL_FAILURE(MakeBuildAndReference(seed));
+  const CompareOptions options{.compare_nlink = true};
+  const std::string build_json = ws() + "/.buildfs/builds/diff/build.json";
+  ASSERT_EQ(access(build_json.c_str(), F_OK), 0) << build_json;
+
+  std::deque<std::string> recent;
+  auto report = [&](uint64_t step, const std::string& what) {
+    std::string history;
+    for (const auto& line : recent) history += "  " + line + "\n";
+    return "BUILDFS_SEED=" + std::to_string(seed) + " BUILDFS_BETWEEN=" + std::to_string(between) +
+           " step " + std::to_string(step) + ": " + what + "\nlast operations (newest last):\n" + history;
+  };
+  // The build's state names the commit being written from its freeze until
+  // the commit is recorded.
+  auto committing = [&] {
+    std::ifstream in(build_json);
+    std::stringstream state;
+    state << in.rdbuf();
+    return state.str().find("\"pending_commit\"") != std::string::npos;
+  };
+  Snapshot ref_snap = ScanTree(ref_);
+  OpGenerator gen(seed, /*hard_links=*/false);
+  auto apply = [&](uint64_t step) {
+    const Op op = gen.Next(ref_snap);
+    const int ref_err = Apply(op, ref_);
+    const int mnt_err = Apply(op, mnt_);
+    const std::string text = op.ToString();
+    recent.push_back(text + " => " + ErrnoName(ref_err));
+    if (recent.size() > 25) recent.pop_front();
+    ASSERT_EQ(ErrnoName(mnt_err), ErrnoName(ref_err))
+        << report(step, text + ": the mount answered " + ErrnoName(mnt_err) + ", a plain directory " +
+                            ErrnoName(ref_err));
+    ref_snap = ScanTree(ref_);
+  };
+
+  int held = 0, commits = 0;
+  uint64_t step = 0;
+  while (step < steps) {
+    for (uint64_t i = 0; i < between && step < steps; ++i) ASSERT_NO_FATAL_FAILURE(apply(++step));
+    // The commit freezes (its state file then names the commit it is writing),
+    // and the test takes the workspace lock before the commit can take it back.
+    const std::string lock_path = ws() + "/.buildfs/lock";
+    const int lock_fd = open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(lock_fd, 0) << lock_path;
+    CommandResult committed;
+    std::atomic<bool> done{false};
+    std::thread commit([&] {
+      committed = Buildfs({"commit", "diff", "-m", "step " + std::to_string(step)});
+      done = true;
+    });
+    bool locked = false;
+    while (!done && !locked) {
+      if (committing()) {
+        locked = flock(lock_fd, LOCK_EX) == 0;
+        // Taken too late (the commit is recorded): let go at once.
+        if (locked && !committing()) {
+          flock(lock_fd, LOCK_UN);
+          locked = false;
+          break;
+        }
+      }
+    }
+    held += locked;
+    for (uint64_t i = 0; i < between && step < steps; ++i) {
+      apply(++step);
+      if (HasFatalFailure()) break;
+    }
+    if (locked) flock(lock_fd, LOCK_UN);
+    close(lock_fd);
+    commit.join();
+    ++commits;
+    if (HasFatalFailure()) return;
+    ASSERT_TRUE(committed.ok()) << committed.Describe();
+    ASSERT_EQ(DiffSnapshots(ref_snap, ScanTree(mnt_, MountScan()), options), "")
+        << report(step, "trees differ after the commit");
+  }
+  printf("differential test across commits: %llu operations, %d commits, %d held between freeze and reload\n",
+         static_cast<unsigned long long>(step), commits, held);
+  ASSERT_GT(held, commits / 2) << "too few commits were held between their freeze and reload";
 }
 
 }  // namespace
