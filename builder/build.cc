@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <glib.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -149,26 +150,77 @@ std::string Quote(const std::string& s) {
   return out + "'";
 }
 
-std::vector<std::string> CommandsOf(const Component& c, int jobs) {
+// The commands of a component. make takes its parallelism from MAKEFLAGS
+// (the builder's job server), so none of them names -j: a -j on make's
+// command line would leave the job server.
+std::vector<std::string> CommandsOf(const Component& c) {
   if (c.build_system.empty()) return c.build_commands;
   std::string opts;
   for (const auto& o : c.config_opts) opts += " " + Quote(o);
-  const std::string j = std::to_string(jobs);
   if (c.build_system == "cmake") {
     return {"cmake -S . -B _build -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_PREFIX_PATH=\"$SYSROOT/usr\"" + opts,
-            "cmake --build _build -j " + j, "DESTDIR=\"$DESTDIR\" cmake --install _build"};
+            "cmake --build _build", "DESTDIR=\"$DESTDIR\" cmake --install _build"};
   }
   if (c.build_system == "autotools") {
-    return {"test -x ./configure || autoreconf -fi", "./configure --prefix=/usr" + opts, "make -j" + j,
+    return {"test -x ./configure || autoreconf -fi", "./configure --prefix=/usr" + opts, "make",
             "make install DESTDIR=\"$DESTDIR\""};
   }
-  return {"make -j" + j + " PREFIX=/usr" + opts, "make install DESTDIR=\"$DESTDIR\" PREFIX=/usr"};
+  return {"make PREFIX=/usr" + opts, "make install DESTDIR=\"$DESTDIR\" PREFIX=/usr"};
 }
+
+// GNU make's job server, shared by every component of a build: a pipe that
+// holds a token per free core. A component takes one before its commands
+// run (the one its make runs a job on without asking) and gives it back
+// after; its make takes more for more jobs, so a component that runs alone
+// uses every core, and components running together never use more than the
+// build's share.
+class JobServer {
+ public:
+  static Result<JobServer> Make(int slots) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return Status::FromErrno("pipe");
+    JobServer js;
+    js.read_.reset(fds[0]);
+    js.write_.reset(fds[1]);
+    // The builder's own read end, non-blocking whatever make does to its own.
+    js.take_.reset(open(("/proc/self/fd/" + std::to_string(fds[0])).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!js.take_.valid()) return Status::FromErrno("job server");
+    js.slots_ = slots;
+    for (int i = 0; i < slots; ++i) js.Give();
+    return js;
+  }
+  // Waits for a token; ECANCELED when the build is cancelled meanwhile.
+  Status Take(const Progress& progress) {
+    for (;;) {
+      char token;
+      if (read(take_.get(), &token, 1) == 1) return Status::Ok();
+      if (errno != EAGAIN && errno != EINTR) return Status::FromErrno("job server");
+      if (progress.cancelled()) return Status::Error(ECANCELED, "cancelled");
+      struct pollfd p = {take_.get(), POLLIN, 0};
+      poll(&p, 1, 100);
+    }
+  }
+  void Give() {
+    const char token = '+';
+    while (write(write_.get(), &token, 1) < 0 && errno == EINTR) {
+    }
+  }
+  // MAKEFLAGS of the commands, and the fds they inherit.
+  std::string MakeFlags() const {
+    return "-j" + std::to_string(slots_) + " --jobserver-auth=" + std::to_string(read_.get()) + "," +
+           std::to_string(write_.get());
+  }
+  std::vector<int> fds() const { return {read_.get(), write_.get()}; }
+
+ private:
+  UniqueFd read_, write_, take_;
+  int slots_ = 0;
+};
 
 // Runs `command` with /bin/sh in `cwd`, output appended to `log`; in a
 // process group of its own, which a cancel stops.
 Status RunLogged(const std::string& command, const std::string& cwd, const std::vector<std::string>& env,
-                 const std::string& log, const Progress& progress) {
+                 const std::string& log, const Progress& progress, const std::vector<int>& inherit = {}) {
   UniqueFd out(open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!out.valid()) return Status::FromErrno(log);
   const std::string header = "+ " + command + "\n";
@@ -184,6 +236,7 @@ Status RunLogged(const std::string& command, const std::string& cwd, const std::
     if (null >= 0) dup2(null, STDIN_FILENO);
     dup2(out.get(), STDOUT_FILENO);
     dup2(out.get(), STDERR_FILENO);
+    for (int fd : inherit) fcntl(fd, F_SETFD, 0);
     if (chdir(cwd.c_str()) != 0) _exit(126);
     execle("/bin/sh", "sh", "-ec", command.c_str(), static_cast<char*>(nullptr), envp.data());
     _exit(127);
@@ -225,7 +278,7 @@ std::string Multiarch() {
 }
 
 // The environment of a component's commands.
-std::vector<std::string> EnvFor(const Component& c, const std::string& work) {
+std::vector<std::string> EnvFor(const Component& c, const std::string& work, const JobServer& js) {
   std::map<std::string, std::string> env;
   for (char** e = environ; *e; ++e) {
     std::string kv = *e;
@@ -246,6 +299,7 @@ std::vector<std::string> EnvFor(const Component& c, const std::string& work) {
   env["LD_LIBRARY_PATH"] = libs;
   env["PKG_CONFIG_PATH"] = sys + "/usr/lib/pkgconfig:" + multiarch + "/pkgconfig:" + sys + "/usr/share/pkgconfig";
   env["PKG_CONFIG_SYSROOT_DIR"] = sys;
+  env["MAKEFLAGS"] = js.MakeFlags();
   for (const auto& [k, v] : c.env) env[k] = v;
   std::vector<std::string> out;
   for (const auto& [k, v] : env) out.push_back(k + "=" + v);
@@ -268,7 +322,7 @@ struct Job {
 };
 
 Status BuildOne(const Workspace& ws, const BuildOptions& o, Job& job, const std::vector<Job>& jobs,
-                int make_jobs) {
+                JobServer& js) {
   const Component& c = *job.c;
   BUILDFS_ASSIGN_OR_RETURN(FileLock lock, LockKey(ws, job.key));
   BUILDFS_ASSIGN_OR_RETURN(auto repo, Repo::Open(ws.repo_path()));
@@ -285,7 +339,12 @@ Status BuildOne(const Workspace& ws, const BuildOptions& o, Job& job, const std:
     if (mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(d);
   }
   BUILDFS_RETURN_IF_ERROR(CheckoutCommit(job.mirror, job.revision, work + "/src"));
-  const std::vector<std::string> env = EnvFor(c, work);
+  const std::vector<std::string> env = EnvFor(c, work, js);
+  BUILDFS_RETURN_IF_ERROR(js.Take(o.progress));
+  struct Slot {
+    JobServer& js;
+    ~Slot() { js.Give(); }
+  } slot{js};
   for (const auto& p : c.patches) {
     Status applied = RunLogged("patch -p1 --batch --forward -i " + Quote(o.dir + "/" + p), work + "/src", env,
                                log, o.progress);
@@ -295,8 +354,8 @@ Status BuildOne(const Workspace& ws, const BuildOptions& o, Job& job, const std:
     BUILDFS_RETURN_IF_ERROR(applied);
   }
   for (size_t d : job.all_deps) BUILDFS_RETURN_IF_ERROR(repo->Checkout(jobs[d].commit, work + "/sysroot"));
-  for (const auto& command : CommandsOf(c, make_jobs)) {
-    BUILDFS_RETURN_IF_ERROR(RunLogged(command, work + "/src", env, log, o.progress));
+  for (const auto& command : CommandsOf(c)) {
+    BUILDFS_RETURN_IF_ERROR(RunLogged(command, work + "/src", env, log, o.progress, js.fds()));
   }
   BUILDFS_ASSIGN_OR_RETURN(job.commit,
                            repo->CommitDirectory(work + "/install", job.ref, "component " + c.name + " " + job.key));
@@ -379,6 +438,7 @@ Result<BuildReport> RunBuild(const Workspace& ws, const std::string& name, const
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (jobs[i].reused) state[i] = 2;
   }
+  BUILDFS_ASSIGN_OR_RETURN(JobServer js, JobServer::Make(parallel));
   Status failed;
   int running = 0;
   size_t started = 0;
@@ -395,9 +455,8 @@ Result<BuildReport> RunBuild(const Workspace& ws, const std::string& name, const
         ++started;
         Say(o, "building " + comps[i].name + " (" + std::to_string(started) + " of " +
                    std::to_string(to_build) + ")");
-        const int make_jobs = std::max(1, parallel / running);  // each make gets its share of the cores
-        threads.emplace_back([&, i, make_jobs] {
-          Status st = BuildOne(ws, o, jobs[i], jobs, make_jobs);
+        threads.emplace_back([&, i] {
+          Status st = BuildOne(ws, o, jobs[i], jobs, js);
           std::lock_guard done(mu);
           if (!st.ok() && failed.ok()) {
             failed = st.code() == ECHILD

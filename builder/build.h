@@ -31,7 +31,7 @@ inline constexpr int kBuilderFormat = 1;
 
 struct BuildOptions {
   std::string dir;  // the build directory (mounted)
-  int jobs = 0;     // components built at once (0: the number of cores)
+  int jobs = 0;     // jobs at once, components and make jobs (0: the number of cores)
   // Lines saying what happens ("building hello (2 of 4)"); may be empty.
   std::function<void(const std::string&)> say;
   Progress progress;  // cancellation (Ctrl-C)

@@ -52,7 +52,7 @@ repositories (under DIR/run, removed after the run) and does, in this order:
            too: a change built in a branched build)
 A figure is the median of the runs; the ratio is the median over runs of the
 per-run ratio buildfs/plain. The builder builds independent components at
-once (make -j shared between them); the plain script builds one at a time
+once (one make job server for the build: CPU-count jobs in all); the plain script builds one at a time
 with make -jCPUS. Two checks follow each table: the union of the plain
 install trees and buildfs's composed result hold the same paths, and no
 CMake component of buildfs found a library of the host (/usr/lib) instead

@@ -90,7 +90,7 @@ void RegisterBuild(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand(
       "build", "Resolve, then build every component in dependency order inside the build directory");
   cmd->add_option("NAME", o->name, "Build (default: the build you are in)");
-  cmd->add_option("-j,--jobs", o->jobs, "Components built at once (default: the number of cores)")
+  cmd->add_option("-j,--jobs", o->jobs, "Jobs at once, components and their make jobs together (default: the number of cores)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", o->json, "Print one JSON object: number, built, reused, result");
   cmd->callback([o, &ctx] {

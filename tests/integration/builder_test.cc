@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "tests/integration/harness.h"
@@ -212,6 +213,65 @@ TEST_F(BuilderTest, TwoBuildsAtOnceBuildEachComponentOnce) {
     EXPECT_TRUE(S_ISDIR(Lstat(BuildDir("main") + "/result" + path).st_mode)) << line;
   }
   EXPECT_EQ(Run("main", "greet-all"), Run("other", "greet-all"));
+}
+
+// The build is one GNU make job server: `-j 2` bounds the jobs of all
+// components together, and a component left alone gets the cores another
+// gave back. `one` has a single job, `many` eight; every job logs when it
+// starts and ends.
+TEST_F(BuilderTest, AllComponentsShareTheJobsOfTheBuild) {
+  const std::string events = tmp("events");
+  auto make_repo = [&](const std::string& name, int jobs) {
+    const std::string dir = src_ + "/" + name;
+    ASSERT_TRUE(RunCommand({"/usr/bin/git", "init", "-q", "-b", "master", dir}).ok());
+    std::string targets;
+    for (int i = 1; i <= jobs; ++i) targets += " " + name + std::to_string(i);
+    WriteFile(dir + "/Makefile",
+              "all:" + targets + "\n" + targets.substr(1) +
+                  ":\n"
+                  "\t@echo start $@ $$(date +%s%N) >> " + events + "; sleep 0.3; echo end $@ $$(date +%s%N) >> " +
+                  events +
+                  "\n"
+                  "install:\n\tmkdir -p $(DESTDIR)/usr/share && echo " + name + " > $(DESTDIR)/usr/share/" + name +
+                  "\n"
+                  ".PHONY: all install" + targets + "\n");
+    Git(name, {"add", "."});
+    Git(name, {"commit", "-qm", "jobs"});
+  };
+  make_repo("one", 1);
+  make_repo("many", 8);
+  Json m = {{"components",
+             {{{"src", src_ + "/one"}, {"branch", "master"}, {"build-system", "make"}},
+              {{"src", src_ + "/many"}, {"branch", "master"}, {"build-system", "make"}}}}};
+  WriteFile(tmp("jobs.json"), m.dump(2));
+  ASSERT_TRUE(Buildfs({"new", "main", "--manifest", tmp("jobs.json")}).ok());
+  CommandResult r = RunBuildfs({"build", "-j", "2", "--json"}, BuildDir("main"));
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(Json::parse(r.out)["built"], Json({"one", "many"}));
+
+  // Jobs running at each event, in time order.
+  std::vector<std::tuple<long long, int, std::string>> timeline;  // (ns, +1 start / -1 end, target)
+  std::istringstream lines(ReadFile(events));
+  for (std::string what, target; lines >> what;) {
+    long long ns = 0;
+    lines >> target >> ns;
+    timeline.emplace_back(ns, what == "start" ? 1 : -1, target);
+  }
+  ASSERT_EQ(timeline.size(), 18u) << ReadFile(events);
+  std::sort(timeline.begin(), timeline.end());
+  int running = 0, most = 0, many_at_once = 0, many_most = 0;
+  for (const auto& [ns, delta, target] : timeline) {
+    running += delta;
+    most = std::max(most, running);
+    if (target.starts_with("many")) many_at_once += delta;
+    many_most = std::max(many_most, many_at_once);
+  }
+  EXPECT_LE(most, 2) << "more jobs than -j 2 ran at once:\n" << ReadFile(events);
+  EXPECT_EQ(many_most, 2) << "`many` never ran two jobs once `one` was done:\n" << ReadFile(events);
+  for (const auto& c : {"one", "many"}) {
+    const std::string log = ReadFile(BuildDir("main") + "/logs/" + c + ".log");
+    EXPECT_EQ(log.find("warning"), std::string::npos) << log;  // "jobserver unavailable", "-jN forced"
+  }
 }
 
 TEST_F(BuilderTest, CtrlCStopsTheRunningCommandAndTheNextBuildContinues) {
