@@ -604,6 +604,60 @@ class LifecycleLoop {
   std::thread thread_;
 };
 
+// Applies the generator's operations to the reference and to the mount in
+// lockstep: each must answer the same on both. Keeps the last operations for
+// a report that names what replays it (`replay`: "BUILDFS_SEED=... ").
+class Lockstep {
+ public:
+  Lockstep(uint64_t seed, std::string replay, std::string ref, std::string mnt, ScanOptions mount_scan)
+      : gen_(seed, /*hard_links=*/false),
+        replay_(std::move(replay)),
+        ref_(std::move(ref)),
+        mnt_(std::move(mnt)),
+        mount_scan_(std::move(mount_scan)),
+        snap_(ScanTree(ref_)) {}
+
+  // The next operation on both trees; a failure when their answers differ.
+  void Step() {
+    ++step_;
+    const Op op = gen_.Next(snap_);
+    const int ref_err = Apply(op, ref_);
+    const int mnt_err = Apply(op, mnt_);
+    last_ = op.ToString();
+    Note(last_ + " => " + ErrnoName(ref_err));
+    ASSERT_EQ(ErrnoName(mnt_err), ErrnoName(ref_err))
+        << Report(last_ + ": the mount answered " + ErrnoName(mnt_err) + ", a plain directory " +
+                  ErrnoName(ref_err));
+    snap_ = ScanTree(ref_);
+  }
+  // A line in the history of the report.
+  void Note(const std::string& line) {
+    recent_.push_back(line);
+    if (recent_.size() > 25) recent_.pop_front();
+  }
+  std::string Report(const std::string& what) const {
+    std::string history;
+    for (const auto& line : recent_) history += "  " + line + "\n";
+    return replay_ + "step " + std::to_string(step_) + ": " + what + "\nlast operations (newest last):\n" +
+           history;
+  }
+  // Empty when the mount holds the reference's tree, else the difference.
+  std::string Differences() const {
+    return DiffSnapshots(snap_, ScanTree(mnt_, mount_scan_), CompareOptions{.compare_nlink = true});
+  }
+  uint64_t step() const { return step_; }
+  const std::string& last() const { return last_; }
+
+ private:
+  OpGenerator gen_;
+  const std::string replay_, ref_, mnt_;
+  const ScanOptions mount_scan_;
+  Snapshot snap_;
+  std::deque<std::string> recent_;
+  uint64_t step_ = 0;
+  std::string last_;
+};
+
 // The same operations as above, while the build is committed, branched and
 // pruned over and over: a stack switch must be invisible to every operation
 // (same result, same errno, same tree). Bounded by time, not steps: the
@@ -615,21 +669,7 @@ TEST_F(DifferentialTest, RandomOperationsMatchWhileCommitsBranchesAndPrunesRun) 
          static_cast<unsigned long long>(seed), seconds);
   fflush(stdout);
   ASSERT_NO_FATAL_FAILURE(MakeBuildAndReference(seed));
-  const std::string& ref = ref_;
-  const std::string& mnt = mnt_;
-  const CompareOptions options{.compare_nlink = true};
-
-  std::deque<std::string> recent;
-  auto report = [&](uint64_t step, const std::string& what) {
-    std::string history;
-    for (const auto& line : recent) history += "  " + line + "\n";
-    return "BUILDFS_SEED=" + std::to_string(seed) + " step " + std::to_string(step) + ": " + what +
-           "\nlast operations (newest last):\n" + history;
-  };
-
-  Snapshot ref_snap = ScanTree(ref);
-  OpGenerator gen(seed, /*hard_links=*/false);
-  uint64_t step = 0;
+  Lockstep run(seed, "BUILDFS_SEED=" + std::to_string(seed) + " ", ref_, mnt_, MountScan());
   {
     // BUILDFS_SWITCH_EVERY=N: the lifecycle commands run between operations,
     // after every N of them, so a failure replays exactly.
@@ -639,38 +679,25 @@ TEST_F(DifferentialTest, RandomOperationsMatchWhileCommitsBranchesAndPrunesRun) 
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     while (std::chrono::steady_clock::now() < deadline) {
-      ++step;
-      const Op op = gen.Next(ref_snap);
-      const int ref_err = Apply(op, ref);
-      const int mnt_err = Apply(op, mnt);
-      const std::string text = op.ToString();
-      recent.push_back(text + " => " + ErrnoName(ref_err));
-      if (recent.size() > 25) recent.pop_front();
-      ASSERT_EQ(ErrnoName(mnt_err), ErrnoName(ref_err))
-          << report(step, text + ": the mount answered " + ErrnoName(mnt_err) +
-                              ", a plain directory " + ErrnoName(ref_err));
-      ref_snap = ScanTree(ref);
-      if (every != 0 && step % every == 0) {
+      ASSERT_NO_FATAL_FAILURE(run.Step());
+      if (every != 0 && run.step() % every == 0) {
         loop.Once();
-        recent.push_back("(" + std::to_string(loop.switches()) + " lifecycle commands)");
+        run.Note("(" + std::to_string(loop.switches()) + " lifecycle commands)");
       }
-      if (step % 50 == 0 || every != 0) {
-        ASSERT_EQ(DiffSnapshots(ref_snap, ScanTree(mnt, MountScan()), options), "")
-            << report(step, "trees differ after " + text);
+      if (run.step() % 50 == 0 || every != 0) {
+        ASSERT_EQ(run.Differences(), "") << run.Report("trees differ after " + run.last());
       }
     }
     loop.Stop();
     printf("differential test under stack switches: %llu operations, %d lifecycle commands\n",
-           static_cast<unsigned long long>(step), loop.switches());
+           static_cast<unsigned long long>(run.step()), loop.switches());
     ASSERT_EQ(loop.failures(), "") << "lifecycle commands failed while operations ran";
     ASSERT_GT(loop.switches(), 10) << "too few lifecycle commands ran to test anything";
   }
-  ASSERT_EQ(DiffSnapshots(ref_snap, ScanTree(mnt, MountScan()), options), "")
-      << report(step, "trees differ at the end");
+  ASSERT_EQ(run.Differences(), "") << run.Report("trees differ at the end");
   ASSERT_TRUE(Umount("diff"));
   ASSERT_TRUE(Mount("diff"));
-  ASSERT_EQ(DiffSnapshots(ref_snap, ScanTree(mnt, MountScan()), options), "")
-      << report(step, "trees differ after umount and mount");
+  ASSERT_EQ(run.Differences(), "") << run.Report("trees differ after umount and mount");
 }
 
 // A commit freezes the upper, writes the commit while the build goes on, then
@@ -686,17 +713,8 @@ TEST_F(DifferentialTest, RandomOperationsMatchBetweenACommitsFreezeAndItsReload)
          static_cast<unsigned long long>(between));
   fflush(stdout);
   ASSERT_NO_FATAL_FAILURE(MakeBuildAndReference(seed));
-  const CompareOptions options{.compare_nlink = true};
   const std::string build_json = ws() + "/.buildfs/builds/diff/build.json";
   ASSERT_EQ(access(build_json.c_str(), F_OK), 0) << build_json;
-
-  std::deque<std::string> recent;
-  auto report = [&](uint64_t step, const std::string& what) {
-    std::string history;
-    for (const auto& line : recent) history += "  " + line + "\n";
-    return "BUILDFS_SEED=" + std::to_string(seed) + " BUILDFS_BETWEEN=" + std::to_string(between) +
-           " step " + std::to_string(step) + ": " + what + "\nlast operations (newest last):\n" + history;
-  };
   // The build's state names the commit being written from its freeze until
   // the commit is recorded.
   auto committing = [&] {
@@ -705,25 +723,11 @@ TEST_F(DifferentialTest, RandomOperationsMatchBetweenACommitsFreezeAndItsReload)
     state << in.rdbuf();
     return state.str().find("\"pending_commit\"") != std::string::npos;
   };
-  Snapshot ref_snap = ScanTree(ref_);
-  OpGenerator gen(seed, /*hard_links=*/false);
-  auto apply = [&](uint64_t step) {
-    const Op op = gen.Next(ref_snap);
-    const int ref_err = Apply(op, ref_);
-    const int mnt_err = Apply(op, mnt_);
-    const std::string text = op.ToString();
-    recent.push_back(text + " => " + ErrnoName(ref_err));
-    if (recent.size() > 25) recent.pop_front();
-    ASSERT_EQ(ErrnoName(mnt_err), ErrnoName(ref_err))
-        << report(step, text + ": the mount answered " + ErrnoName(mnt_err) + ", a plain directory " +
-                            ErrnoName(ref_err));
-    ref_snap = ScanTree(ref_);
-  };
-
+  Lockstep run(seed, "BUILDFS_SEED=" + std::to_string(seed) + " BUILDFS_BETWEEN=" + std::to_string(between) + " ",
+               ref_, mnt_, MountScan());
   int held = 0, commits = 0;
-  uint64_t step = 0;
-  while (step < steps) {
-    for (uint64_t i = 0; i < between && step < steps; ++i) ASSERT_NO_FATAL_FAILURE(apply(++step));
+  while (run.step() < steps) {
+    for (uint64_t i = 0; i < between && run.step() < steps; ++i) ASSERT_NO_FATAL_FAILURE(run.Step());
     // The commit freezes (its state file then names the commit it is writing),
     // and the test takes the workspace lock before the commit can take it back.
     const std::string lock_path = ws() + "/.buildfs/lock";
@@ -732,7 +736,7 @@ TEST_F(DifferentialTest, RandomOperationsMatchBetweenACommitsFreezeAndItsReload)
     CommandResult committed;
     std::atomic<bool> done{false};
     std::thread commit([&] {
-      committed = Buildfs({"commit", "diff", "-m", "step " + std::to_string(step)});
+      committed = Buildfs({"commit", "diff", "-m", "step " + std::to_string(run.step())});
       done = true;
     });
     bool locked = false;
@@ -746,10 +750,11 @@ TEST_F(DifferentialTest, RandomOperationsMatchBetweenACommitsFreezeAndItsReload)
           break;
         }
       }
+      if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     held += locked;
-    for (uint64_t i = 0; i < between && step < steps; ++i) {
-      apply(++step);
+    for (uint64_t i = 0; i < between && run.step() < steps; ++i) {
+      run.Step();
       if (HasFatalFailure()) break;
     }
     if (locked) flock(lock_fd, LOCK_UN);
@@ -758,11 +763,10 @@ TEST_F(DifferentialTest, RandomOperationsMatchBetweenACommitsFreezeAndItsReload)
     ++commits;
     if (HasFatalFailure()) return;
     ASSERT_TRUE(committed.ok()) << committed.Describe();
-    ASSERT_EQ(DiffSnapshots(ref_snap, ScanTree(mnt_, MountScan()), options), "")
-        << report(step, "trees differ after the commit");
+    ASSERT_EQ(run.Differences(), "") << run.Report("trees differ after the commit");
   }
   printf("differential test across commits: %llu operations, %d commits, %d held between freeze and reload\n",
-         static_cast<unsigned long long>(step), commits, held);
+         static_cast<unsigned long long>(run.step()), commits, held);
   ASSERT_GT(held, commits / 2) << "too few commits were held between their freeze and reload";
 }
 
