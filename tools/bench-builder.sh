@@ -94,8 +94,8 @@ top=$(cd "$here/.." && pwd)
 # Debian's multiarch directory, as the builder adds it (usr/lib/x86_64-linux-gnu).
 multiarch=$(uname -m | sed 's/^i[56]86$/i386/')-linux-gnu
 
-fail_usage() { echo "bench-builder: $*" >&2; exit 2; }
-need_arg() { [[ $# -ge 2 && -n $2 ]] || fail_usage "$1 needs a value (see --help)"; }
+bench_name=bench-builder
+source "$(dirname "$0")/bench-lib.sh"
 while [[ $# -gt 0 ]]; do
   if [[ $1 == --*=* ]]; then
     set -- "${1%%=*}" "${1#*=}" "${@:2}"
@@ -117,7 +117,6 @@ case $only in
 esac
 [[ $dir != *[[:space:]\\]* ]] || fail_usage "--dir: the path may not hold whitespace or '\\'"
 
-die() { echo "bench-builder: $*" >&2; exit 1; }
 note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
 [[ $EUID -eq 0 ]] || die "needs root (FUSE mounts, apt-get)"
@@ -135,7 +134,6 @@ log_dir=$dir/log
 samples=$log_dir/samples.tsv
 jobs=$(nproc)
 
-source "$(dirname "$0")/bench-lib.sh"
 claim_work_dir "$dir" bench-builder
 
 # --- cleanup: unmount what is mounted below DIR, and nothing else -------------

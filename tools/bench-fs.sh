@@ -197,8 +197,8 @@ all_workloads=(mount stat read git-status-first git-status-second create compile
   big-read-cold big-read-warm copy-up rewrite-1pct big-read-after branch-write copy-up-beside
   ls-wide-cold ls-wide-warm)
 
-fail_usage() { echo "bench-fs: $*" >&2; exit 2; }
-need_arg() { [[ $# -ge 2 && -n $2 ]] || fail_usage "$1 needs a value (see --help)"; }
+bench_name=bench-fs
+source "$(dirname "$0")/bench-lib.sh"
 while [[ $# -gt 0 ]]; do
   if [[ $1 == --*=* ]]; then
     set -- "${1%%=*}" "${1#*=}" "${@:2}"
@@ -287,7 +287,6 @@ if [[ -n $json ]]; then
 fi
 
 has() { [[ -n ${want_sys[$1]:-} ]]; }
-die() { echo "bench-fs: $*" >&2; exit 1; }
 note() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
 [[ $EUID -eq 0 ]] || die "needs root (mounts, dropping the page cache)"
@@ -316,7 +315,6 @@ ws=$data/ws
 samples=$log_dir/samples.tsv
 jobs=$(nproc)
 
-source "$(dirname "$0")/bench-lib.sh"
 claim_work_dir "$dir" bench-fs
 
 # --- cleanup: unmount what is mounted where it mounts (and nothing else) -----

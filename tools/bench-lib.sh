@@ -1,5 +1,10 @@
-# Shared by the benchmark scripts (sourced, not run): the work directory
-# they claim and the mounts below it. Needs `die` and `fail_usage`.
+# Shared by the benchmark scripts (sourced, not run): their errors, the work
+# directory they claim and the mounts below it. The script sets `bench_name`
+# first.
+
+fail_usage() { echo "$bench_name: $*" >&2; exit 2; }  # a usage error
+need_arg() { [[ $# -ge 2 && -n $2 ]] || fail_usage "$1 needs a value (see --help)"; }  # OPTION VALUE
+die() { echo "$bench_name: $*" >&2; exit 1; }
 
 # claim_work_dir DIR NAME: DIR must be new, empty or made by script NAME (it
 # removes and unmounts things below it); one invocation per DIR at a time.
