@@ -179,11 +179,11 @@ Status Overlay::CopyUpData(uint64_t ino) {
     // a freeze made a new upper, which lacks the directories CopyUp made):
     // install only if it is still needed, at the path it has now.
     std::shared_lock tree(tree_mu_);
+    // REQUIRES: mu_.
+    auto stack_changed = [&] { return node->generation.load() != generation || stack_.upper != upper; };
     if (!copied.ok()) {
       std::lock_guard lock(mu_);
-      if (node->generation.load() != generation || stack_.upper != upper) {
-        continue;  // the stack changed: again, from where it is now
-      }
+      if (stack_changed()) continue;  // again, from where it is now
       return copied;
     }
     auto locked = LockNode(ino, /*exclusive=*/true);
@@ -195,7 +195,7 @@ Status Overlay::CopyUpData(uint64_t ino) {
     {
       std::lock_guard lock(mu_);
       Node* n = node.get();
-      bool stale = n->generation.load() != generation || stack_.upper != upper;
+      bool stale = stack_changed();
       bool done = n->in_upper || n->orphan;
       bool gone = n->removed || n->lower.empty() || n->aliases.empty();
       if (!stale && !done && !gone) {

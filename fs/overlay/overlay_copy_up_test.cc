@@ -434,16 +434,7 @@ TEST_F(CopyUpWhileOthersWorkTest, ACopyWhoseLayerIsFoldedAwayStartsOverFromTheNe
 TEST_F(CopyUpWhileOthersWorkTest, ACopyDuringAFreezeGoesToTheNewUpper) {
   StartOpen();
   const std::string frozen = tmp_.Path("frozen");
-  auto froze = std::async(std::launch::async, [&]() -> Status {
-    return overlay_->FreezeUpper([&](std::shared_ptr<DirLayer>* new_upper, StackLayer* layer) -> Status {
-      if (rename(upper_.c_str(), frozen.c_str()) != 0) return Status::FromErrno("freeze");
-      if (mkdir(upper_.c_str(), 0755) != 0) return Status::FromErrno("freeze");
-      BUILDFS_ASSIGN_OR_RETURN(*new_upper, DirLayer::Open(upper_, {"", true, false}));
-      BUILDFS_ASSIGN_OR_RETURN(auto f, DirLayer::Open(frozen, {"", true, true, true}));
-      *layer = {std::move(f), true};
-      return Status::Ok();
-    });
-  });
+  auto froze = std::async(std::launch::async, [&] { return FreezeUpperAt(*overlay_, upper_, frozen); });
   const bool switched = froze.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
   if (!switched) gate_->gate.Release();
   ASSERT_TRUE(switched) << "the freeze waited for the copy";

@@ -31,6 +31,20 @@ namespace buildfs {
 
 const Caller kRoot{0, 0};
 
+// Freezes the upper of `overlay` (the directory `upper`) as a branch does:
+// it is renamed to `frozen`, the topmost frozen layer, and a new, empty
+// upper takes its place.
+inline Status FreezeUpperAt(Overlay& overlay, const std::string& upper, const std::string& frozen) {
+  return overlay.FreezeUpper([&](std::shared_ptr<DirLayer>* new_upper, StackLayer* layer) -> Status {
+    if (rename(upper.c_str(), frozen.c_str()) != 0) return Status::FromErrno("freeze");
+    if (mkdir(upper.c_str(), 0755) != 0) return Status::FromErrno("freeze");
+    BUILDFS_ASSIGN_OR_RETURN(*new_upper, DirLayer::Open(upper, {"", true, false}));
+    BUILDFS_ASSIGN_OR_RETURN(auto f, DirLayer::Open(frozen, {"", true, true, true}));
+    *layer = {std::move(f), true};
+    return Status::Ok();
+  });
+}
+
 class OverlayTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -101,15 +115,7 @@ class OverlayTest : public ::testing::Test {
   // layer (kept by the next Mount), and a new, empty upper takes its place.
   void Freeze() {
     std::string frozen = tmp_.Path("frozen" + std::to_string(frozen_.size() + 1));
-    ASSERT_OK(overlay_->FreezeUpper([&](std::shared_ptr<DirLayer>* new_upper,
-                                        StackLayer* layer) -> Status {
-      if (rename(upper_.c_str(), frozen.c_str()) != 0) return Status::FromErrno("freeze");
-      if (mkdir(upper_.c_str(), 0755) != 0) return Status::FromErrno("freeze");
-      BUILDFS_ASSIGN_OR_RETURN(*new_upper, DirLayer::Open(upper_, {"", true, false}));
-      BUILDFS_ASSIGN_OR_RETURN(auto f, DirLayer::Open(frozen, {"", true, true, true}));
-      *layer = {std::move(f), true};
-      return Status::Ok();
-    }));
+    ASSERT_OK(FreezeUpperAt(*overlay_, upper_, frozen));
     frozen_.insert(frozen_.begin(), frozen);
   }
 
